@@ -1,0 +1,5 @@
+"""Negative memories."""
+
+from synco.memory.queue import NegativeQueue
+
+__all__ = ["NegativeQueue"]

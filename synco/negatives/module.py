@@ -1,0 +1,269 @@
+"""``SyntheticNegatives``: selection + the six SynCo strategies behind one object.
+
+Usable from any training loop::
+
+    gen = SyntheticNegatives()                        # the paper's defaults
+    logits = gen.logits(query, queue, generator=g)    # (B, S), gradient into query only
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from synco.negatives import synthesize
+from synco.negatives.select import mask_logits, select_hardest
+
+#: Strategy ids in the order the synthetic negatives are laid out along S.
+STRATEGIES = ("interpolate", "extrapolate", "mixup", "noise", "perturb", "adversarial")
+
+
+@dataclass(frozen=True)
+class SyntheticSample:
+    """Synthetic negatives of one batch.
+
+    Attributes:
+        vectors: (B, S, D) unit-norm, detached.
+        strategy: (S,) int64 strategy id, 1..6 in the order of :data:`STRATEGIES`.
+        index: (B, S, 2) int64 queue rows used; column 1 is mixup's second source, else -1.
+        coef: (B, S) the drawn alpha (type 1), beta (type 2) or gamma (type 3); 0 for types 4-6.
+    """
+
+    vectors: torch.Tensor
+    strategy: torch.Tensor
+    index: torch.Tensor
+    coef: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """Every random number of one call, drawn in a fixed order so ``sample`` and ``logits`` agree."""
+
+    hard: torch.Tensor  # (B, N) queue rows of the N hardest negatives, hardest first
+    first: list[torch.Tensor]  # per strategy: (B, n_t) queue rows of the source negative
+    second: torch.Tensor  # (B, n_3) queue rows of mixup's second source
+    coef: list[torch.Tensor]  # per strategy: (B, n_t) coefficient (zeros for types 4-6)
+    noise: torch.Tensor  # (B, n_4, D) Gaussian noise of type 4, already scaled by sigma
+
+
+class SyntheticNegatives(torch.nn.Module):
+    """Synthetic hard negatives of SynCo (section 4.1), defaults as in section 5.1.
+
+    For each query the N hardest queue negatives (largest ``q.n``) are selected; each synthetic
+    negative draws its source(s) uniformly, with replacement, from those N (as the reference code
+    does with ``randint``). Synthetic vectors are L2-normalised, detached and never enqueued.
+
+    Args:
+        num_hard: N, hardest queue negatives to draw sources from.
+        num_interpolate, num_extrapolate, num_mixup, num_noise, num_perturb, num_adversarial:
+            N1..N6, synthetic negatives per query of each strategy (0 turns a strategy off).
+        alpha_max: upper bound of alpha ~ U(0, alpha_max) (type 1).
+        beta_max: upper bound of beta ~ U(1, beta_max) (type 2).
+        sigma: standard deviation of the Gaussian noise (type 4).
+        delta: step along the similarity gradient (type 5).
+        eta: step along the sign of the similarity gradient (type 6).
+        extrapolation: ``"paper"`` for Eq. 5, ``s = n + beta (n - q)``; ``"reference"`` for the
+            authors' code, ``s = q + beta (n - q)``.
+
+    Random draws, all from ``generator``, in this fixed order (so that any faster path can reproduce
+    the same negatives): for each strategy t = 1..6 in turn, source positions
+    ``randint(N, (B, N_t))`` within the N hardest; then for mixup the second positions
+    ``randint(N, (B, N_3))``; then the coefficient ``rand(B, N_t)`` scaled to its range (types 1-3);
+    for noise ``randn(B, N_4, D)`` times sigma. Precisely: positions 1, alpha; positions 2, beta;
+    positions 3, second positions 3, gamma; positions 4, noise; positions 5; positions 6.
+
+    Raises:
+        ValueError: naming the argument, for negative counts, out-of-range coefficients,
+            ``num_hard = 0`` with synthesis asked for, or an unknown ``extrapolation``.
+    """
+
+    def __init__(
+        self,
+        num_hard: int = 1024,
+        num_interpolate: int = 256,
+        num_extrapolate: int = 256,
+        num_mixup: int = 256,
+        num_noise: int = 64,
+        num_perturb: int = 64,
+        num_adversarial: int = 64,
+        alpha_max: float = 0.5,
+        beta_max: float = 1.5,
+        sigma: float = 0.01,
+        delta: float = 0.01,
+        eta: float = 0.01,
+        extrapolation: str = "paper",
+    ) -> None:
+        super().__init__()
+        counts = {
+            "num_hard": num_hard,
+            "num_interpolate": num_interpolate,
+            "num_extrapolate": num_extrapolate,
+            "num_mixup": num_mixup,
+            "num_noise": num_noise,
+            "num_perturb": num_perturb,
+            "num_adversarial": num_adversarial,
+        }
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not 0 < alpha_max <= 1:
+            raise ValueError(f"alpha_max must lie in (0, 1], got {alpha_max!r}")
+        if not beta_max > 1:
+            raise ValueError(f"beta_max must be greater than 1, got {beta_max!r}")
+        for name, value in (("sigma", sigma), ("delta", delta), ("eta", eta)):
+            if value < 0:
+                raise ValueError(f"{name} must be non-negative, got {value!r}")
+        if extrapolation not in synthesize.EXTRAPOLATION_MODES:
+            raise ValueError(
+                f"extrapolation must be one of {synthesize.EXTRAPOLATION_MODES}, got {extrapolation!r}"
+            )
+        self.counts = (
+            num_interpolate, num_extrapolate, num_mixup, num_noise, num_perturb, num_adversarial
+        )
+        if num_hard == 0 and sum(self.counts) > 0:
+            raise ValueError("num_hard must be at least 1 when any synthetic count is positive")
+        self.num_hard = num_hard
+        self.alpha_max, self.beta_max = float(alpha_max), float(beta_max)
+        self.sigma, self.delta, self.eta = float(sigma), float(delta), float(eta)
+        self.extrapolation = extrapolation
+
+    @property
+    def num_synthetic(self) -> int:
+        """S, synthetic negatives per query."""
+        return sum(self.counts)
+
+    def extra_repr(self) -> str:
+        names = ", ".join(f"{n}={c}" for n, c in zip(STRATEGIES, self.counts))
+        return f"num_hard={self.num_hard}, {names}, extrapolation={self.extrapolation}"
+
+    # ------------------------------------------------------------------ public contract
+    def sample(
+        self,
+        query: torch.Tensor,
+        queue: torch.Tensor,
+        generator: torch.Generator | None = None,
+        queue_logits: torch.Tensor | None = None,
+        exclude: torch.Tensor | None = None,
+    ) -> SyntheticSample:
+        """Draw the synthetic negatives of a batch.
+
+        Args:
+            query: (B, D) unit rows.
+            queue: (K, D) unit rows.
+            generator: source of every random draw; the global RNG when None.
+            queue_logits: optional precomputed ``query @ queue.T`` (B, K).
+            exclude: optional (B, K) bool, queue rows never to select (same-image keys).
+
+        Returns:
+            :class:`SyntheticSample` with S = sum of the counts.
+        """
+        draws = self._draw(query, queue, generator, queue_logits, exclude)
+        q = query.detach()
+        n = queue.detach()
+        pieces = []
+        for t, (first, coef) in enumerate(zip(draws.first, draws.coef)):
+            if first.shape[1] == 0:
+                continue
+            source = n[first]  # (B, n_t, D)
+            if t == 0:
+                pieces.append(synthesize.interpolate(q, source, coef))
+            elif t == 1:
+                pieces.append(synthesize.extrapolate(q, source, coef, self.extrapolation))
+            elif t == 2:
+                pieces.append(synthesize.mixup(source, n[draws.second], coef))
+            elif t == 3:
+                pieces.append(synthesize.add_noise(source, draws.noise))
+            elif t == 4:
+                pieces.append(synthesize.perturb(q, source, self.delta))
+            else:
+                pieces.append(synthesize.adversarial(q, source, self.eta))
+        batch, dim = q.shape
+        if pieces:
+            vectors = torch.cat(pieces, dim=1)  # (B, S, D)
+        else:
+            vectors = q.new_zeros(batch, 0, dim)  # (B, 0, D)
+        strategy = torch.repeat_interleave(
+            torch.arange(1, 7, device=q.device), torch.tensor(self.counts, device=q.device)
+        )  # (S,)
+        second_column = [torch.full_like(f, -1) for f in draws.first]
+        second_column[2] = draws.second
+        index = torch.stack(
+            [torch.cat(draws.first, dim=1), torch.cat(second_column, dim=1)], dim=-1
+        )  # (B, S, 2)
+        coef = torch.cat(draws.coef, dim=1)  # (B, S)
+        return SyntheticSample(vectors=vectors, strategy=strategy, index=index, coef=coef)
+
+    def logits(
+        self,
+        query: torch.Tensor,
+        queue: torch.Tensor,
+        generator: torch.Generator | None = None,
+        queue_logits: torch.Tensor | None = None,
+        exclude: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Un-tempered logits ``q.s`` of the synthetic negatives, (B, S).
+
+        Equals ``einsum("bd,bsd->bs", query, sample(...).vectors)`` for the same generator state;
+        the gradient flows into ``query`` only (the synthetic vectors are detached).
+        """
+        sample = self.sample(query, queue, generator, queue_logits, exclude)
+        return torch.einsum("bd,bsd->bs", query, sample.vectors.to(query.dtype))  # (B, S)
+
+    # ------------------------------------------------------------------ random draws
+    def _draw(
+        self,
+        query: torch.Tensor,
+        queue: torch.Tensor,
+        generator: torch.Generator | None,
+        queue_logits: torch.Tensor | None,
+        exclude: torch.Tensor | None,
+    ) -> _Draws:
+        if query.dim() != 2 or queue.dim() != 2 or query.shape[1] != queue.shape[1]:
+            raise ValueError(
+                f"query must be (B, D) and queue (K, D) with the same D; got query "
+                f"{tuple(query.shape)} and queue {tuple(queue.shape)}"
+            )
+        batch, dim = query.shape
+        if self.num_synthetic and self.num_hard > queue.shape[0]:
+            raise ValueError(
+                f"num_hard={self.num_hard} is larger than the queue ({queue.shape[0]} rows)"
+            )
+        device = query.device
+        if self.num_synthetic == 0:
+            hard = torch.zeros(batch, 0, dtype=torch.long, device=device)  # (B, 0)
+        else:
+            if queue_logits is None:
+                queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
+            hard = select_hardest(mask_logits(queue_logits.detach(), exclude), self.num_hard)
+
+        def rows(count: int) -> torch.Tensor:
+            if count == 0:  # draws nothing, so the generator state does not depend on empty strategies
+                return torch.zeros(batch, 0, dtype=torch.long, device=device)
+            pos = torch.randint(
+                self.num_hard, (batch, count), generator=generator, device=device
+            )  # (B, count) positions within the N hardest
+            return torch.gather(hard, 1, pos)  # (B, count) queue rows
+
+        def uniform(count: int, low: float, high: float) -> torch.Tensor:
+            u = torch.rand(batch, count, generator=generator, device=device, dtype=query.dtype)
+            return low + (high - low) * u  # (B, count)
+
+        n1, n2, n3, n4, n5, n6 = self.counts
+        first, coef = [], []
+        first.append(rows(n1))
+        coef.append(uniform(n1, 0.0, self.alpha_max))
+        first.append(rows(n2))
+        coef.append(uniform(n2, 1.0, self.beta_max))
+        first.append(rows(n3))
+        second = rows(n3)
+        coef.append(uniform(n3, 0.0, 1.0))
+        first.append(rows(n4))
+        noise = self.sigma * torch.randn(
+            batch, n4, dim, generator=generator, device=device, dtype=query.dtype
+        )  # (B, n4, D)
+        for count in (n4, n5, n6):
+            coef.append(query.new_zeros(batch, count))
+        first.append(rows(n5))
+        first.append(rows(n6))
+        return _Draws(hard=hard, first=first, second=second, coef=coef, noise=noise)

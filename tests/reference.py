@@ -1,0 +1,84 @@
+"""Float64, loop-based references written from the SynCo paper's equations (section 4.1, Eq. 4-11).
+
+They share no code with the library: each synthetic negative is built one at a time from the formula,
+replaying the documented draw order of ``SyntheticNegatives`` from the same generator state.
+"""
+
+import math
+
+import torch
+
+
+def normalize(v):
+    return v / math.sqrt(float((v * v).sum()))
+
+
+def hardest_rows(query, queue, num_hard, exclude=None):
+    """Per query, the queue rows sorted by decreasing q.n (ties by row), truncated to num_hard."""
+    out = []
+    for b in range(query.shape[0]):
+        scores = [(float(query[b] @ queue[k]), k) for k in range(queue.shape[0])
+                  if exclude is None or not bool(exclude[b, k])]
+        scores.sort(key=lambda x: -x[0])
+        out.append([k for _, k in scores[:num_hard]])
+    return out
+
+
+def synthetic_reference(query, queue, counts, num_hard, generator, alpha_max=0.5, beta_max=1.5,
+                        sigma=0.01, delta=0.01, eta=0.01, extrapolation="paper", hard=None):
+    """Returns vectors (B, S, D) float64, strategy list, index (B, S, 2), coef (B, S)."""
+    B, D = query.shape
+    q, n = query.double(), queue.double()
+    if hard is None:
+        hard = hardest_rows(q, n, num_hard)
+    n1, n2, n3, n4, n5, n6 = counts
+
+    def positions(count):
+        if count == 0:
+            return torch.zeros(B, 0, dtype=torch.long)
+        return torch.randint(num_hard, (B, count), generator=generator)
+
+    def rand(count):
+        return torch.rand(B, count, generator=generator, dtype=query.dtype).double()
+
+    p1, a = positions(n1), rand(n1) * alpha_max
+    p2, bt = positions(n2), 1 + (beta_max - 1) * rand(n2)
+    p3, p3b, g = positions(n3), positions(n3), rand(n3)
+    p4 = positions(n4)
+    noise = sigma * torch.randn(B, n4, D, generator=generator, dtype=query.dtype).double()
+    p5, p6 = positions(n5), positions(n6)
+
+    vectors, index, coef = [], [], []
+    for b in range(B):
+        vb, ib, cb = [], [], []
+        row = lambda p: hard[b][int(p)]  # noqa: E731
+        for k in range(n1):  # Eq. 4
+            i = row(p1[b, k]); vb.append(normalize(a[b, k] * q[b] + (1 - a[b, k]) * n[i])); ib.append((i, -1)); cb.append(float(a[b, k]))
+        for k in range(n2):  # Eq. 5 (or the reference code's form)
+            i = row(p2[b, k])
+            s = n[i] + bt[b, k] * (n[i] - q[b]) if extrapolation == "paper" else q[b] + bt[b, k] * (n[i] - q[b])
+            vb.append(normalize(s)); ib.append((i, -1)); cb.append(float(bt[b, k]))
+        for k in range(n3):  # Eq. 6
+            i, j = row(p3[b, k]), row(p3b[b, k])
+            vb.append(normalize(g[b, k] * n[i] + (1 - g[b, k]) * n[j])); ib.append((i, j)); cb.append(float(g[b, k]))
+        for k in range(n4):  # Eq. 7
+            i = row(p4[b, k]); vb.append(normalize(n[i] + noise[b, k])); ib.append((i, -1)); cb.append(0.0)
+        for k in range(n5):  # Eq. 8, grad_n (q.n) = q
+            i = row(p5[b, k]); vb.append(normalize(n[i] + delta * q[b])); ib.append((i, -1)); cb.append(0.0)
+        for k in range(n6):  # Eq. 9
+            i = row(p6[b, k]); vb.append(normalize(n[i] + eta * torch.sign(q[b]))); ib.append((i, -1)); cb.append(0.0)
+        vectors.append(torch.stack(vb) if vb else torch.zeros(0, D, dtype=torch.float64))
+        index.append(ib)
+        coef.append(cb)
+    strategy = sum(([t + 1] * c for t, c in enumerate(counts)), [])
+    return torch.stack(vectors), strategy, torch.tensor(index).view(B, -1, 2), torch.tensor(coef, dtype=torch.float64).view(B, -1)
+
+
+def info_nce_reference(query, key, negatives_per_query, temperature):
+    """Eq. 10-11 with explicit sums: negatives_per_query[b] is a list of (D,) vectors."""
+    total = 0.0
+    for b in range(query.shape[0]):
+        pos = math.exp(float(query[b] @ key[b]) / temperature)
+        z = sum(math.exp(float(query[b] @ v) / temperature) for v in negatives_per_query[b])
+        total += -math.log(pos / (pos + z))
+    return total / query.shape[0]
