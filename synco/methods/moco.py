@@ -1,0 +1,158 @@
+"""MoCo-v2, MoCHI and SynCo: one method, three negative settings.
+
+    query (B, D) = normalize(head_q(backbone_q(x_q)))
+    key   (B, D) = normalize(head_k(backbone_k(x_k)))          no gradient, momentum encoder
+    queue logits (B, K) -> N hardest -> synthetic logits (B, S) -> InfoNCE (Eq. 10-11)
+
+Side effects (momentum update, enqueue) are explicit calls made by the training loop, not hidden in
+``forward``. With ``negatives=None`` (or every synthetic count at 0) the loss is MoCo-v2's exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synco.functional import info_nce_loss
+from synco.memory import NegativeQueue
+from synco.negatives import SyntheticNegatives, mask_logits
+
+
+class Encoder(nn.Module):
+    """Backbone followed by a projection head; returns unit embeddings (B, D)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.backbone(images)), dim=1)  # (B, D)
+
+
+class MoCo(nn.Module):
+    """MoCo-v2 with an optional synthetic-negative generator (MoCHI or SynCo).
+
+    Args:
+        encoder: query encoder (backbone + head); the key encoder is a deep copy.
+        embedding_dim: D.
+        queue_size: K.
+        momentum: m in ``theta_k <- m theta_k + (1 - m) theta_q``.
+        temperature: tau.
+        negatives: the synthetic-negative generator; None for plain MoCo-v2.
+        mask_same_image: exclude queue rows holding keys of the query's own image from selection
+            and from the loss (useful when K is close to the dataset size).
+        shuffle_keys: permute the key batch before the key encoder (with split batch norm this is
+            the single-process equivalent of MoCo's shuffle-BN).
+        queue_generator: seeds the random initial queue.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        embedding_dim: int,
+        queue_size: int = 65536,
+        momentum: float = 0.999,
+        temperature: float = 0.2,
+        negatives: SyntheticNegatives | None = None,
+        mask_same_image: bool = False,
+        shuffle_keys: bool = True,
+        queue_generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if negatives is not None and negatives.num_synthetic and negatives.num_hard > queue_size:
+            raise ValueError(
+                f"num_hard={negatives.num_hard} is larger than queue_size={queue_size}"
+            )
+        self.encoder_q = encoder
+        self.encoder_k = copy.deepcopy(encoder)
+        for p in self.encoder_k.parameters():
+            p.requires_grad_(False)
+        self.queue = NegativeQueue(queue_size, embedding_dim, generator=queue_generator)
+        self.momentum = momentum
+        self.temperature = temperature
+        self.negatives = negatives
+        self.mask_same_image = mask_same_image
+        self.shuffle_keys = shuffle_keys
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features of the query encoder, (B, F): what evaluation uses."""
+        return self.encoder_q.backbone(images)
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        """``theta_k <- m theta_k + (1 - m) theta_q``; buffers (BN statistics) are copied as MoCo does not
+        average them: the key encoder keeps its own running statistics."""
+        for p_k, p_q in zip(self.encoder_k.parameters(), self.encoder_q.parameters()):
+            p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1 - self.momentum)
+
+    @torch.no_grad()
+    def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Keys (B, D) from the momentum encoder, optionally through a shuffled batch."""
+        if not self.shuffle_keys:
+            return self.encoder_k(images)
+        perm = torch.randperm(images.shape[0], generator=generator, device=images.device)  # (B,)
+        keys = self.encoder_k(images[perm])  # (B, D) in shuffled order
+        return keys[torch.argsort(perm)]  # (B, D) back in batch order
+
+    def loss(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+        synthesize: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """InfoNCE of a batch against the queue and, if ``synthesize``, the synthetic negatives.
+
+        Args:
+            query: (B, D) unit, with gradient.
+            key: (B, D) unit, detached.
+            image_index: (B,) dataset indices, needed for ``mask_same_image``.
+            synthesize: False during warm-up.
+            generator: source of the synthesis draws.
+
+        Returns:
+            dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
+            (B, S; S = 0 when nothing is synthesised), both un-tempered.
+        """
+        queue_keys = self.queue.keys.clone().detach()  # (K, D) snapshot before this batch is enqueued
+        queue_logits = torch.einsum("bd,kd->bk", query, queue_keys)  # (B, K)
+        exclude = None
+        if self.mask_same_image and image_index is not None:
+            exclude = self.queue.same_image_mask(image_index)  # (B, K)
+            queue_logits = mask_logits(queue_logits, exclude)
+        synthetic_logits = query.new_zeros(query.shape[0], 0)  # (B, 0)
+        if synthesize and self.negatives is not None and self.negatives.num_synthetic > 0:
+            synthetic_logits = self.negatives.logits(
+                query, queue_keys, generator=generator, queue_logits=queue_logits, exclude=exclude
+            )  # (B, S)
+        loss = info_nce_loss(query, key, queue_logits, synthetic_logits, self.temperature)
+        return {"loss": loss, "queue_logits": queue_logits, "synthetic_logits": synthetic_logits}
+
+    def training_step(
+        self,
+        images_q: torch.Tensor,
+        images_k: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+        synthesize: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Forward both views and compute the loss; the caller then steps the optimizer and calls
+        :meth:`momentum_update` and ``queue.enqueue(out["key"], image_index)``.
+
+        Returns:
+            :meth:`loss`'s dict plus ``query`` (B, D) and ``key`` (B, D).
+        """
+        query = self.encoder_q(images_q)  # (B, D)
+        key = self.encode_keys(images_k, generator)  # (B, D)
+        out = self.loss(query, key, image_index, synthesize, generator)
+        out.update(query=query, key=key)
+        return out
