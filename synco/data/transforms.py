@@ -1,0 +1,51 @@
+"""MoCo v1 / v2 augmentations, scaled to the image size and aware of grayscale images.
+
+MoCo-v2 (Chen et al., 2020) on 224-pixel ImageNet: RandomResizedCrop(224, scale=(0.2, 1)),
+ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8, RandomGrayscale(p = 0.2), GaussianBlur(sigma in
+[0.1, 2]) with p = 0.5, horizontal flip. MoCo-v1 uses scale (0.2, 1), jitter 0.4 always and
+grayscale 0.2, no blur. Here the crop size is the data's image size, the blur kernel is about 10 %
+of it (23 px at 224) and is off below 64 pixels as in MoCo's CIFAR demo; for one-channel images
+the colour operations reduce to brightness and contrast.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+AUGMENTATIONS = ("moco_v1", "moco_v2")
+
+
+def pretrain_transform(
+    name: str, image_size: int, channels: int, mean: list[float], std: list[float], crop_min_scale: float = 0.2
+) -> v2.Compose:
+    """The augmentation of one view, from a uint8 (C, H, W) tensor to a normalised float tensor."""
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATIONS}")
+    ops: list = [v2.RandomResizedCrop(image_size, scale=(crop_min_scale, 1.0), antialias=True)]
+    if channels == 3:
+        jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1)
+        ops += [v2.RandomApply([jitter], p=0.8) if name == "moco_v2" else jitter, v2.RandomGrayscale(p=0.2)]
+    else:
+        jitter = v2.ColorJitter(brightness=0.4, contrast=0.4)
+        ops += [v2.RandomApply([jitter], p=0.8) if name == "moco_v2" else jitter]
+    if name == "moco_v2" and image_size >= 64:
+        kernel = int(0.1 * image_size) // 2 * 2 + 1
+        ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5))
+    ops += [v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return v2.Compose(ops)
+
+
+def eval_transform(mean: list[float], std: list[float]) -> v2.Compose:
+    """Evaluation: no augmentation, only scaling and normalisation."""
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+class TwoViews:
+    """Applies one augmentation twice, independently: (query view, key view)."""
+
+    def __init__(self, transform) -> None:
+        self.transform = transform
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(image), self.transform(image)

@@ -1,0 +1,41 @@
+import torch
+
+from synco.data.batch_augment import BatchAugment, _hsv_to_rgb, _rgb_to_hsv
+
+
+def test_shapes_range_and_reproducibility():
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    aug = BatchAugment(24, [0.5] * 3, [0.25] * 3)
+    a = aug(images, torch.Generator().manual_seed(0))
+    b = aug(images, torch.Generator().manual_seed(0))
+    c = aug(images, torch.Generator().manual_seed(1))
+    assert a.shape == (16, 3, 24, 24) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    pixels = a * 0.25 + 0.5
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6
+
+
+def test_grayscale_images_keep_one_channel():
+    out = BatchAugment(28, [0.3], [0.3])(torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8))
+    assert out.shape == (4, 1, 28, 28)
+
+
+def test_full_crop_without_colour_is_a_resample_of_the_image():
+    """With area 1 and aspect 1 the crop covers the image: only flips remain."""
+    images = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    aug = BatchAugment(8, [0.0] * 3, [1.0] * 3, crop_min_scale=1.0, jitter_p=0.0, grayscale_p=0.0)
+    import synco.data.batch_augment as ba
+    original = ba._uniform
+    ba._uniform = lambda shape, low, high, g, d: torch.full((shape,), (low + high) / 2) if low < 0 else torch.full((shape,), high)
+    try:
+        out = aug(images, torch.Generator().manual_seed(0))
+    finally:
+        ba._uniform = original
+    x = images.float() / 255
+    for i in range(8):
+        assert torch.allclose(out[i], x[i], atol=1e-5) or torch.allclose(out[i], x[i].flip(-1), atol=1e-5)
+
+
+def test_hsv_round_trip():
+    rgb = torch.rand(4, 3, 5, 5)
+    torch.testing.assert_close(_hsv_to_rgb(_rgb_to_hsv(rgb)), rgb, atol=1e-5, rtol=0)
