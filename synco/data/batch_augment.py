@@ -7,7 +7,7 @@ costs a fraction of the training step, and on a GPU it runs beside the model ins
 Each image draws its own parameters, as in torchvision: a random resized crop (area scale in
 [crop_min_scale, 1], log-uniform aspect ratio in [3/4, 4/3]) with a random horizontal flip, done by one
 bilinear ``grid_sample``; with probability ``jitter_p`` colour jitter (brightness, contrast,
-saturation 0.4, hue 0.1; for one-channel images brightness and contrast only); grayscale with
+saturation 0.4, hue 0.1 (MoCo-v1: always, hue 0.4); for one-channel images brightness and contrast only); grayscale with
 probability ``grayscale_p``. Differences from torchvision, on purpose: the four jitter operations run
 in one fixed order (torchvision permutes them per image), and crops are sampled in closed form
 instead of by rejection. Gaussian blur is not applied (MoCo turns it off for small images too).
@@ -118,6 +118,7 @@ class BatchAugment(torch.nn.Module):
         crop_min_scale: smallest crop area (0.2 in MoCo).
         jitter_p: probability of colour jitter (0.8 in MoCo-v2, 1.0 in MoCo-v1).
         grayscale_p: probability of grayscale (0.2).
+        hue: hue jitter (0.1 in MoCo-v2, 0.4 in MoCo-v1).
     """
 
     def __init__(
@@ -128,12 +129,14 @@ class BatchAugment(torch.nn.Module):
         crop_min_scale: float = 0.2,
         jitter_p: float = 0.8,
         grayscale_p: float = 0.2,
+        hue: float = 0.1,
     ) -> None:
         super().__init__()
         self.size = size
         self.crop_scale = (crop_min_scale, 1.0)
         self.jitter_p = jitter_p
         self.grayscale_p = grayscale_p
+        self.hue = hue
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
@@ -141,6 +144,6 @@ class BatchAugment(torch.nn.Module):
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = images.float() / 255  # (B, C, H, W) in [0, 1]
         x = random_resized_crop_flip(x, self.size, self.crop_scale, generator)
-        x = color_jitter(x, self.jitter_p, 0.4, 0.4, 0.4, 0.1, generator)
+        x = color_jitter(x, self.jitter_p, 0.4, 0.4, 0.4, self.hue, generator)
         x = random_grayscale(x, self.grayscale_p, generator)
         return (x - self.mean) / self.std  # (B, C, size, size)

@@ -89,7 +89,11 @@ def _find_fashion_mnist(root: str | None) -> Path:
     )
 
 
-def load_fashion_mnist(root: str | None, train: bool) -> ImageData:
+def load_fashion_mnist(root: str | None, train: bool, download: bool = False) -> ImageData:
+    if download and root:
+        import torchvision
+
+        torchvision.datasets.FashionMNIST(root, train=train, download=True)  # writes ROOT/FashionMNIST/raw
     folder = _find_fashion_mnist(root)
     prefix = "train" if train else "t10k"
 
@@ -159,8 +163,12 @@ def _cifar_jpeg(archive: Path, cache_dir: Path) -> ImageData:
     return result
 
 
-def load_cifar10(root: str | None, train: bool, cache_dir: str) -> ImageData:
+def load_cifar10(root: str | None, train: bool, cache_dir: str, download: bool = False) -> ImageData:
     split = "train" if train else "test"
+    if download and root:
+        import torchvision
+
+        torchvision.datasets.CIFAR10(root, train=train, download=True)  # writes ROOT/cifar-10-batches-py
     roots = [Path(root)] if root else []
     roots.append(Path(SHARED_CIFAR10_JPEG))
     for folder in roots:
@@ -202,12 +210,17 @@ def load_image_folder(root: str | None, train: bool, image_size: int) -> ImageDa
 DATASETS = ("cifar10", "fashion_mnist", "image_folder")
 
 
-def load_dataset(name: str, root: str | None, train: bool, cache_dir: str, image_size: int = 32) -> ImageData:
-    """Load one split of a data set by name (see :data:`DATASETS`)."""
+def load_dataset(
+    name: str, root: str | None, train: bool, cache_dir: str, image_size: int = 32, download: bool = False
+) -> ImageData:
+    """Load one split of a data set by name (see :data:`DATASETS`).
+
+    ``download`` fetches torchvision's files into ``root`` first (needs internet and a ``root``).
+    """
     if name == "fashion_mnist":
-        return load_fashion_mnist(root, train)
+        return load_fashion_mnist(root, train, download)
     if name == "cifar10":
-        return load_cifar10(root, train, cache_dir)
+        return load_cifar10(root, train, cache_dir, download)
     if name == "image_folder":
         return load_image_folder(root, train, image_size)
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")

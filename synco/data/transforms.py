@@ -2,8 +2,8 @@
 
 MoCo-v2 (Chen et al., 2020) on 224-pixel ImageNet: RandomResizedCrop(224, scale=(0.2, 1)),
 ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8, RandomGrayscale(p = 0.2), GaussianBlur(sigma in
-[0.1, 2]) with p = 0.5, horizontal flip. MoCo-v1 uses scale (0.2, 1), jitter 0.4 always and
-grayscale 0.2, no blur. Here the crop size is the data's image size, the blur kernel is about 10 %
+[0.1, 2]) with p = 0.5, horizontal flip. MoCo-v1 uses scale (0.2, 1), ColorJitter(0.4, 0.4, 0.4, 0.4)
+always, grayscale 0.2, no blur. Here the crop size is the data's image size, the blur kernel is about 10 %
 of it (23 px at 224) and is off below 64 pixels as in MoCo's CIFAR demo; for one-channel images
 the colour operations reduce to brightness and contrast.
 """
@@ -24,7 +24,7 @@ def pretrain_transform(
         raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATIONS}")
     ops: list = [v2.RandomResizedCrop(image_size, scale=(crop_min_scale, 1.0), antialias=True)]
     if channels == 3:
-        jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1)
+        jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1 if name == "moco_v2" else 0.4)
         ops += [v2.RandomApply([jitter], p=0.8) if name == "moco_v2" else jitter, v2.RandomGrayscale(p=0.2)]
     else:
         jitter = v2.ColorJitter(brightness=0.4, contrast=0.4)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine: .venv with the pinned PyTorch, SynCo and its test tools,
+# and Debian's Fashion-MNIST files. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# torch/torchvision are pinned in pyproject.toml (torch==2.14.1, torchvision==0.29.1).
+if ! .venv/bin/python -c "import synco, torch, torchvision, lightning, omegaconf, pytest" 2>/dev/null; then
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -e ".[test]"
+fi
+
+# Fashion-MNIST comes from Debian's package (no internet needed beyond the Debian mirror).
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "warning: apt-get not found; install Debian's dataset-fashion-mnist or point data.root at torchvision's FashionMNIST files" >&2
+  fi
+fi
+echo "setup done: $(.venv/bin/python -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"

@@ -1,0 +1,228 @@
+"""Structured configuration: YAML recipe + ``KEY=VALUE`` overrides, validated, saved with the run.
+
+OmegaConf does the merging and type checking (a string for an int field, an unknown key); the
+checks below add allowed values and ranges, each error naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from synco.data.datasets import DATASETS
+from synco.data.transforms import AUGMENTATIONS
+from synco.models.backbones import list_backbones
+from synco.negatives.synthesize import EXTRAPOLATION_MODES
+
+METHODS = ("moco_v2", "mochi", "synco")
+SCHEDULES = ("cosine", "constant")
+FEATURES = ("backbone", "embedding")
+AUGMENT_ON = ("batch", "sample")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and what is allowed."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cifar10"
+    root: Optional[str] = None  # None: the data set's default locations (see synco.data.datasets)
+    cache_dir: str = "data/cache"  # decoded JPEG archives are cached here
+    subset: Optional[int] = None  # use only the first n training images
+    image_size: int = 32
+    augmentation: str = "moco_v2"
+    augment_on: str = "batch"  # batch: tensor ops on the whole batch; sample: torchvision per image
+    crop_min_scale: float = 0.2
+    num_workers: int = 0  # DataLoader workers for augment_on=sample
+    download: bool = False  # fetch torchvision's files into root first (machines with internet)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet50"
+    small_stem: bool = False  # CIFAR stem for ResNets on small images
+    embedding_dim: int = 128
+    mlp: bool = True  # MoCo-v2's MLP head (False: MoCo-v1's linear head)
+    bn_splits: int = 1  # split batch norm groups; with shuffle_keys, MoCo's shuffle-BN on one process
+    shuffle_keys: bool = True
+
+
+@dataclass
+class NegativesConfig:
+    num_hard: int = 1024
+    num_interpolate: int = 256
+    num_extrapolate: int = 256
+    num_mixup: int = 256
+    num_noise: int = 64
+    num_perturb: int = 64
+    num_adversarial: int = 64
+    alpha_max: float = 0.5
+    beta_max: float = 1.5
+    sigma: float = 0.01
+    delta: float = 0.01
+    eta: float = 0.01
+    extrapolation: str = "paper"
+    warmup_epochs: int = 10
+
+
+@dataclass
+class MethodConfig:
+    name: str = "synco"
+    queue_size: int = 65536
+    momentum: float = 0.999
+    temperature: float = 0.2
+    # None: mask a query's own older keys when queue_size >= number of training images.
+    mask_same_image: Optional[bool] = None
+    negatives: NegativesConfig = field(default_factory=NegativesConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    stop_after: Optional[int] = None  # stop after this many epochs in this invocation (time-sliced jobs)
+    log_every: int = 20  # steps between train/loss_step entries in metrics.jsonl
+    progress: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"
+    devices: Any = 1
+    precision: str = "32-true"
+    strategy: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    feature: str = "backbone"
+    batch_size: int = 512
+    train_subset: Optional[int] = None  # kNN memory bank: first n training images (None: all)
+    test_subset: Optional[int] = None  # kNN queries: first n test images (None: all)
+    baselines: bool = False  # also evaluate the untrained encoder and raw pixels
+
+
+@dataclass
+class Config:
+    run_dir: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _choice(cfg: DictConfig, key: str, allowed) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
+
+
+def _at_least(cfg: DictConfig, key: str, low, optional: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and optional:
+        return
+    if value is None or value < low:
+        raise ConfigError(f"{key}={value!r} must be at least {low}")
+
+
+def _positive(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None or value <= 0:
+        raise ConfigError(f"{key}={value!r} must be positive")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check allowed values and ranges; raise :class:`ConfigError` naming the first bad field."""
+    _choice(cfg, "data.dataset", DATASETS)
+    _choice(cfg, "data.augmentation", AUGMENTATIONS)
+    _choice(cfg, "data.augment_on", AUGMENT_ON)
+    _choice(cfg, "model.backbone", list_backbones())
+    _choice(cfg, "method.name", METHODS)
+    _choice(cfg, "method.negatives.extrapolation", EXTRAPOLATION_MODES)
+    _choice(cfg, "train.schedule", SCHEDULES)
+    _choice(cfg, "eval.feature", FEATURES)
+    for key in ("data.image_size", "model.embedding_dim", "model.bn_splits", "method.queue_size",
+                "train.batch_size", "train.log_every", "eval.knn_k", "eval.batch_size"):
+        _at_least(cfg, key, 1)
+    for key in ("data.subset", "eval.train_subset", "eval.test_subset", "train.stop_after"):
+        _at_least(cfg, key, 1, optional=True)
+    for key in ("train.epochs", "data.num_workers", "method.negatives.warmup_epochs", "train.weight_decay"):
+        _at_least(cfg, key, 0)
+    for key in ("method.temperature", "train.lr", "eval.knn_temperature"):
+        _positive(cfg, key)
+    for key in ("num_hard", "num_interpolate", "num_extrapolate", "num_mixup", "num_noise",
+                "num_perturb", "num_adversarial"):
+        _at_least(cfg, f"method.negatives.{key}", 0)
+    neg = cfg.method.negatives
+    if not 0 < neg.alpha_max <= 1:
+        raise ConfigError(f"method.negatives.alpha_max={neg.alpha_max} must lie in (0, 1]")
+    if not neg.beta_max > 1:
+        raise ConfigError(f"method.negatives.beta_max={neg.beta_max} must be greater than 1")
+    for key in ("sigma", "delta", "eta"):
+        _at_least(cfg, f"method.negatives.{key}", 0)
+    if not 0 <= cfg.method.momentum <= 1:
+        raise ConfigError(f"method.momentum={cfg.method.momentum} must lie in [0, 1]")
+    if not 0 < cfg.data.crop_min_scale <= 1:
+        raise ConfigError(f"data.crop_min_scale={cfg.data.crop_min_scale} must lie in (0, 1]")
+    counts = [neg.num_interpolate, neg.num_extrapolate, neg.num_mixup, neg.num_noise, neg.num_perturb,
+              neg.num_adversarial]
+    if cfg.method.name == "mochi":
+        for key in ("num_extrapolate", "num_noise", "num_perturb", "num_adversarial"):
+            if neg[key] != 0:
+                raise ConfigError(
+                    f"method.negatives.{key}={neg[key]} must be 0 for method.name=mochi "
+                    "(MoCHI uses num_mixup = s and num_interpolate = s' only)"
+                )
+    if cfg.method.name != "moco_v2" and sum(counts) > 0:
+        if neg.num_hard < 1:
+            raise ConfigError("method.negatives.num_hard must be at least 1 when any synthetic count is positive")
+        if neg.num_hard > cfg.method.queue_size:
+            raise ConfigError(
+                f"method.negatives.num_hard={neg.num_hard} is larger than method.queue_size={cfg.method.queue_size}"
+            )
+    if cfg.model.bn_splits > 1 and cfg.train.batch_size % cfg.model.bn_splits != 0:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} must be a multiple of model.bn_splits={cfg.model.bn_splits}"
+        )
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> DictConfig:
+    """Merge defaults, the YAML recipe at ``path`` and ``KEY=VALUE`` overrides, then validate.
+
+    Raises:
+        ConfigError: for a missing recipe, a malformed override, an unknown key, a wrong type or a
+            value out of range; the message names the field.
+    """
+    cfg = OmegaConf.structured(Config)
+    try:
+        if path is not None:
+            if not Path(path).is_file():
+                raise ConfigError(f"config file {path} does not exist")
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=10)")
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"invalid configuration{f' at {key}' if key else ''}: {str(err).splitlines()[0]}") from None
+    validate(cfg)
+    return cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,0 +1,227 @@
+"""The pretraining loop on Lightning Fabric: devices, precision and DDP are settings, not rewrites.
+
+One step: two augmented views -> query/key -> InfoNCE with queue (and synthetic) negatives ->
+backward -> optimizer step -> momentum update -> enqueue. Every epoch ends with an atomic checkpoint
+holding encoders, queue and pointer, optimizer, scheduler, epoch and every RNG state, so that
+``--resume`` continues exactly as if the run had not stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from lightning.fabric import Fabric
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from synco.data.batch_augment import BatchAugment
+from synco.data.datasets import load_dataset
+from synco.data.loaders import ViewsDataset, channel_stats
+from synco.data.transforms import TwoViews, pretrain_transform
+from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from synco.engine.config import to_yaml
+from synco.engine.evaluate import feature_model, knn_evaluate
+from synco.engine.metrics import MetricsWriter
+from synco.methods.build import build_method
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
+    """MoCo's per-epoch schedule: ``0.5 (1 + cos(pi epoch / epochs))`` for cosine, 1 for constant."""
+    if schedule == "constant" or epochs == 0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
+def _views_iterator(cfg, data, order, batch_size, augment, generator, device):
+    """Yield (view_q, view_k, image_index) batches in ``order``; the ragged tail is dropped as in MoCo."""
+    steps = len(order) // batch_size
+    if cfg.data.augment_on == "batch":
+        for step in range(steps):
+            index = order[step * batch_size : (step + 1) * batch_size]  # (B,)
+            images = data.images[index].to(device, non_blocking=True)  # (B, C, H, W) uint8
+            yield augment(images, generator), augment(images, generator), index.to(device)
+        return
+    transform = pretrain_transform(
+        cfg.data.augmentation, cfg.data.image_size, data.images.shape[1], augment.mean.flatten().tolist(),
+        augment.std.flatten().tolist(), cfg.data.crop_min_scale,
+    )
+    batches = [order[s * batch_size : (s + 1) * batch_size].tolist() for s in range(steps)]
+    loader = torch.utils.data.DataLoader(
+        ViewsDataset(data, TwoViews(transform)), batch_sampler=batches, num_workers=cfg.data.num_workers,
+        pin_memory=str(device).startswith("cuda"), persistent_workers=False,
+    )
+    for view_q, view_k, index in loader:
+        yield view_q.to(device), view_k.to(device), index.to(device)
+
+
+def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
+    """Pretrain MoCo-v2 / MoCHI / SynCo as configured; returns the final metrics record.
+
+    Raises:
+        CheckpointError: ``resume`` without a readable checkpoint in ``run_dir``.
+        NonFiniteLossError: the loss became NaN or infinite.
+    """
+    run_dir = Path(cfg.run_dir)
+    fabric = Fabric(
+        accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
+        precision=cfg.trainer.precision, strategy=cfg.trainer.strategy,
+    )
+    fabric.launch()
+    device = fabric.device
+    seed = cfg.train.seed
+
+    # Everything that can fail fast does so before training starts.
+    if not resume and (checkpoint_path(run_dir).exists() or (run_dir / "metrics.jsonl").exists()):
+        raise ValueError(
+            f"run_dir {run_dir} already holds a run; pass --resume to continue it or choose another run_dir"
+        )
+    state = load_checkpoint(checkpoint_path(run_dir)) if resume else None
+    data = cfg.data
+    full_train = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download)
+    test = load_dataset(data.dataset, data.root, False, data.cache_dir, data.image_size, data.download)
+    train = full_train.head(data.subset)  # pretraining images
+    bank = full_train.head(cfg.eval.train_subset)  # kNN memory bank (the whole split by default)
+    test = test.head(cfg.eval.test_subset)
+    if full_train.images.shape[-1] != data.image_size:
+        raise ValueError(
+            f"data.image_size={data.image_size} but {data.dataset} images are {full_train.images.shape[-1]} "
+            "pixels wide; set data.image_size to match"
+        )
+    if len(train) < cfg.train.batch_size:
+        raise ValueError(
+            f"train.batch_size={cfg.train.batch_size} is larger than the training set ({len(train)} images)"
+        )
+    mean, std = channel_stats(train.images)
+    channels = train.images.shape[1]
+
+    method = build_method(cfg, channels, len(train), seed)
+    optimizer = torch.optim.SGD(
+        method.encoder_q.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
+        weight_decay=cfg.train.weight_decay,
+    )
+    epochs = cfg.train.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: lr_factor(e, epochs, cfg.train.schedule)
+    )
+    generator = torch.Generator(device=device).manual_seed(seed + 2)  # augmentation, key shuffle, synthesis
+    data_generator = torch.Generator().manual_seed(seed + 3)  # epoch orders
+    start_epoch, global_step = 0, 0
+    if state is not None:
+        try:
+            method.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_path(run_dir)} does not match this configuration: {str(err).splitlines()[0]}"
+            ) from None
+        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        generator.set_state(state["rng"]["generator"])
+        data_generator.set_state(state["rng"]["data"])
+        log.info("resumed from %s at epoch %d", checkpoint_path(run_dir), start_epoch)
+
+    metrics = MetricsWriter(run_dir / "metrics.jsonl", enabled=fabric.is_global_zero)
+    if fabric.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+
+    knn = dict(mean=mean, std=std, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
+               batch_size=cfg.eval.batch_size, device=device)
+    method.to(device)
+    if cfg.eval.baselines and state is None:
+        untrained = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
+        pixels = knn_evaluate(None, bank, test, **knn)
+        metrics.write({"epoch": 0, "eval/knn_top1_untrained": untrained["top1"],
+                       "eval/knn_top5_untrained": untrained["top5"], "eval/knn_top1_raw_pixels": pixels["top1"],
+                       "eval/knn_top5_raw_pixels": pixels["top5"]})
+
+    model, optimizer = fabric.setup(method, optimizer)
+    model.mark_forward_method("training_step")
+    augment = BatchAugment(
+        cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
+        jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
+        hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
+    ).to(device)
+    batch_size = cfg.train.batch_size
+    warmup = cfg.method.negatives.warmup_epochs
+    last_epoch = epochs if cfg.train.stop_after is None else min(epochs, start_epoch + cfg.train.stop_after)
+
+    for epoch in range(start_epoch, last_epoch):
+        model.train()
+        synthesize = epoch >= warmup
+        order = torch.randperm(len(train), generator=data_generator)  # (N,)
+        steps = len(train) // batch_size
+        started = time.time()
+        epoch_lr = optimizer.param_groups[0]["lr"]
+        loss_sum = torch.zeros((), device=device)
+        bar = tqdm(
+            _views_iterator(cfg, train, order, batch_size, augment, generator, device), total=steps,
+            desc=f"epoch {epoch + 1}/{epochs}", disable=not (cfg.train.progress and fabric.is_global_zero),
+            leave=False,
+        )
+        for step, (view_q, view_k, index) in enumerate(bar):
+            out = model.training_step(view_q, view_k, index, synthesize, generator)
+            loss = out["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            optimizer.step()
+            method.momentum_update()
+            method.queue.enqueue(out["key"], index)
+            loss_sum += loss.detach()
+            global_step += 1
+            if global_step % cfg.train.log_every == 0 or step == steps - 1:
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping. The last good "
+                        f"checkpoint ({checkpoint_path(run_dir)}) is left as it was. Try a lower train.lr."
+                    )
+                bar.set_postfix(loss=f"{value:.3f}")
+                metrics.write({"epoch": epoch + 1, "step": global_step, "train/loss_step": value})
+        scheduler.step()
+        mean_loss = (loss_sum / max(steps, 1)).item()
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {mean_loss}; stopping")
+        seconds = time.time() - started
+        metrics.write({
+            "epoch": epoch + 1, "step": global_step, "train/loss": mean_loss,
+            "train/lr": epoch_lr,
+            "train/synthetic": bool(synthesize), "train/epoch_seconds": seconds,
+            "train/images_per_second": steps * batch_size / max(seconds, 1e-9),
+        })
+        log.info("epoch %d/%d loss %.4f (%.1f s)", epoch + 1, epochs, mean_loss, seconds)
+        save_checkpoint(fabric, checkpoint_path(run_dir), {
+            "model": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch + 1,
+            "global_step": global_step,
+            "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state(),
+                    "data": data_generator.get_state()},
+            "config": to_yaml(cfg),
+        })
+
+    finished = last_epoch >= epochs
+    record: dict = {"epoch": last_epoch, "finished": finished}
+    if finished:
+        result = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
+        record.update({"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"],
+                       "eval/knn_k": cfg.eval.knn_k, "eval/knn_temperature": cfg.eval.knn_temperature,
+                       "eval/knn_feature": cfg.eval.feature, "eval/knn_distance": "cosine"})
+        metrics.write(record)
+    return record

@@ -1,0 +1,65 @@
+import pytest
+
+from synco.engine.config import ConfigError, load_config
+
+
+def test_defaults_are_the_papers():
+    cfg = load_config(None)
+    assert cfg.method.name == "synco" and cfg.method.queue_size == 65536 and cfg.method.momentum == 0.999
+    assert cfg.method.temperature == 0.2 and cfg.model.mlp and cfg.model.backbone == "resnet50"
+    neg = cfg.method.negatives
+    assert (neg.num_hard, neg.num_interpolate, neg.num_extrapolate, neg.num_mixup) == (1024, 256, 256, 256)
+    assert (neg.num_noise, neg.num_perturb, neg.num_adversarial, neg.warmup_epochs) == (64, 64, 64, 10)
+    assert (neg.sigma, neg.delta, neg.eta, neg.alpha_max, neg.beta_max) == (0.01, 0.01, 0.01, 0.5, 1.5)
+    assert (cfg.train.lr, cfg.train.batch_size, cfg.train.weight_decay) == (0.03, 256, 1e-4)
+    assert (cfg.eval.knn_k, cfg.eval.knn_temperature) == (200, 0.1)
+
+
+def test_recipe_and_overrides_merge(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  epochs: 3\nmethod:\n  name: mochi\n  negatives:\n    num_extrapolate: 0\n"
+                      "    num_noise: 0\n    num_perturb: 0\n    num_adversarial: 0\n")
+    cfg = load_config(recipe, ["train.epochs=5", "data.subset=100"])
+    assert cfg.train.epochs == 5 and cfg.data.subset == 100 and cfg.method.name == "mochi"
+
+
+@pytest.mark.parametrize("override, field", [
+    ("train.epochs=abc", "train.epochs"),
+    ("nonsense.key=1", "nonsense"),
+    ("method.name=simclr", "method.name"),
+    ("data.dataset=mnist", "data.dataset"),
+    ("model.backbone=vgg", "model.backbone"),
+    ("train.epochs=-1", "train.epochs"),
+    ("method.temperature=0", "method.temperature"),
+    ("method.negatives.num_mixup=-3", "method.negatives.num_mixup"),
+    ("method.negatives.num_hard=100000", "method.negatives.num_hard"),
+    ("method.negatives.extrapolation=outward", "method.negatives.extrapolation"),
+    ("method.negatives.beta_max=0.5", "method.negatives.beta_max"),
+    ("method.momentum=2", "method.momentum"),
+    ("model.bn_splits=3", "model.bn_splits"),
+    ("data.subset=0", "data.subset"),
+    ("method.name=mochi", "method.negatives.num_extrapolate"),
+])
+def test_bad_values_name_the_field(override, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_bad_choice_lists_allowed_values():
+    with pytest.raises(ConfigError, match="moco_v2.*mochi.*synco"):
+        load_config(None, ["method.name=byol"])
+
+
+def test_missing_recipe_and_malformed_override():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("no/such.yaml")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(None, ["train.epochs"])
+
+
+def test_every_shipped_recipe_loads():
+    from pathlib import Path
+    recipes = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        load_config(recipe)

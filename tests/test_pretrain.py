@@ -1,0 +1,129 @@
+"""End-to-end runs on small subsets of real data (Fashion-MNIST from Debian, CIFAR-10 JPEG copy)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from synco.engine.checkpoint import CheckpointError, load_checkpoint
+from synco.engine.config import load_config
+from synco.engine.pretrain import NonFiniteLossError, checkpoint_path, pretrain
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "data.dataset=fashion_mnist", "data.image_size=28", "data.subset=256", "model.backbone=small_cnn",
+    "model.bn_splits=4", "method.queue_size=128", "method.momentum=0.99", "method.negatives.num_hard=32",
+    "method.negatives.num_interpolate=8", "method.negatives.num_extrapolate=8", "method.negatives.num_mixup=8",
+    "method.negatives.num_noise=4", "method.negatives.num_perturb=4", "method.negatives.num_adversarial=4",
+    "method.negatives.warmup_epochs=1", "train.batch_size=64", "train.lr=0.05", "train.progress=false",
+    "eval.train_subset=256", "eval.test_subset=128", "eval.knn_k=20",
+]
+
+
+def tiny(run_dir, *extra):
+    return load_config(None, TINY + [f"run_dir={run_dir}", f"data.cache_dir={run_dir}/cache", *extra])
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    """2 epochs straight == 1 epoch, stop, --resume, 1 epoch (synthesis starts in epoch 2)."""
+    straight = pretrain(tiny(tmp_path / "a", "train.epochs=2"))
+    first = pretrain(tiny(tmp_path / "b", "train.epochs=2", "train.stop_after=1"))
+    assert not first["finished"]
+    resumed = pretrain(tiny(tmp_path / "b", "train.epochs=2"), resume=True)
+    a, b = load_checkpoint(checkpoint_path(tmp_path / "a")), load_checkpoint(checkpoint_path(tmp_path / "b"))
+    assert a["epoch"] == b["epoch"] == 2
+    for part in ("model",):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), key
+    for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(state_a["momentum_buffer"], state_b["momentum_buffer"])
+    assert straight["eval/knn_top1"] == resumed["eval/knn_top1"]
+
+
+def test_checkpoint_loads_weights_only_and_holds_the_queue(tmp_path):
+    pretrain(tiny(tmp_path, "train.epochs=1"))
+    path = checkpoint_path(tmp_path)
+    state = torch.load(path, weights_only=True)
+    assert {"model", "optimizer", "scheduler", "epoch", "global_step", "rng", "config"} <= set(state)
+    assert state["model"]["queue.keys"].shape == (128, 128)
+    assert state["model"]["queue.pointer"].item() == (4 * 64) % 128
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
+    path = checkpoint_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        pretrain(tiny(tmp_path, "train.epochs=1"), resume=True)
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="not a SynCo checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    pretrain(tiny(tmp_path, "train.epochs=3", "train.stop_after=1"))
+    good = checkpoint_path(tmp_path).read_bytes()
+    import synco.methods.moco as moco
+
+    real = moco.info_nce_loss
+    monkeypatch.setattr(moco, "info_nce_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(NonFiniteLossError, match="nan"):
+        pretrain(tiny(tmp_path, "train.epochs=3"), resume=True)
+    assert checkpoint_path(tmp_path).read_bytes() == good
+
+
+def test_zero_epochs_evaluates_the_untrained_encoder(tmp_path):
+    record = pretrain(tiny(tmp_path, "train.epochs=0"))
+    assert record["finished"] and 0 <= record["eval/knn_top1"] <= 100
+
+
+def test_cli_run_on_cifar10_writes_its_files(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    args = [sys.executable, "-m", "synco.cli", "pretrain", str(repo / "configs/pretrain/cifar10/synco.yaml"),
+            f"run_dir={tmp_path}/run", "data.cache_dir=data/cache", "data.subset=512", "train.epochs=2",
+            "method.negatives.warmup_epochs=1", "eval.train_subset=1000", "eval.test_subset=500",
+            "train.progress=false"]
+    done = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "trained encoder" in done.stdout and "raw pixels" in done.stdout
+    run = tmp_path / "run"
+    assert load_config(run / "config.yaml").data.subset == 512
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "train/loss" in r]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert [r["train/synthetic"] for r in epochs] == [False, True]
+    final = records[-1]
+    assert final["finished"] and 0 <= final["eval/knn_top1"] <= 100 and final["eval/knn_k"] == 200
+    assert "eval/knn_top1_untrained" in records[0] and "eval/knn_top1_raw_pixels" in records[0]
+    assert load_checkpoint(run / "checkpoints/last.ckpt")["epoch"] == 2
+
+
+def test_cli_rejects_bad_config_before_work(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "synco.cli", "pretrain", "configs/pretrain/cifar10/synco.yaml",
+                           f"run_dir={tmp_path}/x", "method.name=simclr"], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "method.name" in done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_dataset_error_names_both_sources(tmp_path, monkeypatch):
+    import synco.data.datasets as datasets
+
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", str(tmp_path / "nowhere"))
+    with pytest.raises(datasets.DatasetNotFoundError, match="dataset-fashion-mnist.*FashionMNIST/raw"):
+        datasets.load_fashion_mnist(str(tmp_path), train=True)
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    pretrain(tiny(tmp_path, "train.epochs=1"))
+    before = checkpoint_path(tmp_path).read_bytes()
+    with pytest.raises(ValueError, match="already holds a run"):
+        pretrain(tiny(tmp_path, "train.epochs=1"))
+    assert checkpoint_path(tmp_path).read_bytes() == before
