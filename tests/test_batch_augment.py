@@ -39,3 +39,26 @@ def test_full_crop_without_colour_is_a_resample_of_the_image():
 def test_hsv_round_trip():
     rgb = torch.rand(4, 3, 5, 5)
     torch.testing.assert_close(_hsv_to_rgb(_rgb_to_hsv(rgb)), rgb, atol=1e-5, rtol=0)
+
+
+def test_blur_matches_a_loop_convolution_and_preserves_constants():
+    from synco.data.batch_augment import gaussian_blur
+    import math
+
+    x = torch.rand(2, 3, 9, 9, dtype=torch.float64)
+    out = gaussian_blur(x, 1.0, (1.0, 1.0), 3, torch.Generator().manual_seed(0))
+    w = [math.exp(-1 / 2), 1.0, math.exp(-1 / 2)]
+    w = [v / sum(w) for v in w]
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    i, j = 4, 5
+    expected = sum(w[a] * w[b] * padded[0, 1, i + a, j + b] for a in range(3) for b in range(3))
+    assert abs(out[0, 1, i, j].item() - expected.item()) < 1e-12
+    const = torch.full((1, 1, 8, 8), 0.3, dtype=torch.float64)
+    torch.testing.assert_close(gaussian_blur(const, 1.0, (0.5, 2.0), 5, None), const)
+
+
+def test_blur_is_on_for_large_images_only():
+    assert BatchAugment(96, [0.5] * 3, [0.2] * 3).blur_p == 0.5
+    assert BatchAugment(32, [0.5] * 3, [0.2] * 3).blur_p == 0.0
+    out = BatchAugment(64, [0.5] * 3, [0.2] * 3)(torch.randint(0, 256, (4, 3, 80, 80), dtype=torch.uint8))
+    assert out.shape == (4, 3, 64, 64)

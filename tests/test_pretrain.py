@@ -127,3 +127,31 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path):
     with pytest.raises(ValueError, match="already holds a run"):
         pretrain(tiny(tmp_path, "train.epochs=1"))
     assert checkpoint_path(tmp_path).read_bytes() == before
+
+
+def test_image_folder_with_per_image_augmentation(tmp_path):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split, count in (("train", 12), ("val", 4)):
+        for cls in ("cats", "dogs"):
+            folder = tmp_path / "images" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = torch.randint(0, 256, (20, 24, 3), generator=g, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    cfg = load_config(None, [
+        f"run_dir={tmp_path}/run", "data.dataset=image_folder", f"data.root={tmp_path}/images", "data.image_size=16",
+        "data.augment_on=sample", "model.backbone=small_cnn", "model.bn_splits=2", "method.queue_size=16",
+        "method.negatives.num_hard=4", "method.negatives.warmup_epochs=0", "train.batch_size=8", "train.epochs=1",
+        "train.progress=false", "eval.knn_k=5",
+    ])
+    record = pretrain(cfg)
+    assert record["finished"] and 0 <= record["eval/knn_top1"] <= 100
+    assert load_checkpoint(checkpoint_path(tmp_path / "run"))["global_step"] == 3  # 24 images // 8
+
+
+def test_image_size_mismatch_is_reported_before_training(tmp_path):
+    with pytest.raises(ValueError, match="data.image_size=32"):
+        pretrain(tiny(tmp_path, "data.image_size=32"))
+    assert not checkpoint_path(tmp_path).exists()

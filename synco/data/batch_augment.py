@@ -10,7 +10,8 @@ bilinear ``grid_sample``; with probability ``jitter_p`` colour jitter (brightnes
 saturation 0.4, hue 0.1 (MoCo-v1: always, hue 0.4); for one-channel images brightness and contrast only); grayscale with
 probability ``grayscale_p``. Differences from torchvision, on purpose: the four jitter operations run
 in one fixed order (torchvision permutes them per image), and crops are sampled in closed form
-instead of by rejection. Gaussian blur is not applied (MoCo turns it off for small images too).
+instead of by rejection. Gaussian blur (MoCo-v2, p = 0.5) has sigma and kernel scaled to the image
+size and is off below 64 pixels, as in MoCo's CIFAR demo.
 """
 
 from __future__ import annotations
@@ -101,6 +102,25 @@ def color_jitter(
     return torch.where(apply, out, images)
 
 
+def gaussian_blur(
+    images: torch.Tensor, p: float, sigma_range: tuple[float, float], kernel_size: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Per-image Gaussian blur with probability ``p`` and sigma ~ U(sigma_range), as one grouped convolution."""
+    batch, channels, height, width = images.shape
+    device = images.device
+    apply = (torch.rand(batch, generator=generator, device=device) < p).view(batch, 1, 1, 1)
+    sigma = _uniform(batch, sigma_range[0], sigma_range[1], generator, device)  # (B,)
+    offsets = torch.arange(kernel_size, device=device, dtype=images.dtype) - kernel_size // 2  # (k,)
+    kernel = torch.exp(-(offsets.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))  # (B, k)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    kernel = kernel.repeat_interleave(channels, dim=0)  # (B C, k): one separable kernel per image and channel
+    pad = kernel_size // 2
+    x = images.reshape(1, batch * channels, height, width)
+    x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"), kernel.view(-1, 1, 1, kernel_size), groups=batch * channels)
+    x = F.conv2d(F.pad(x, (0, 0, pad, pad), mode="reflect"), kernel.view(-1, 1, kernel_size, 1), groups=batch * channels)
+    return torch.where(apply, x.view(batch, channels, height, width), images)
+
+
 def random_grayscale(images: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
     if images.shape[1] != 3 or p <= 0:
         return images
@@ -119,6 +139,7 @@ class BatchAugment(torch.nn.Module):
         jitter_p: probability of colour jitter (0.8 in MoCo-v2, 1.0 in MoCo-v1).
         grayscale_p: probability of grayscale (0.2).
         hue: hue jitter (0.1 in MoCo-v2, 0.4 in MoCo-v1).
+        blur_p: probability of Gaussian blur; None: MoCo-v2's 0.5 from 64 pixels up, else 0 (use 0 for MoCo-v1).
     """
 
     def __init__(
@@ -130,6 +151,7 @@ class BatchAugment(torch.nn.Module):
         jitter_p: float = 0.8,
         grayscale_p: float = 0.2,
         hue: float = 0.1,
+        blur_p: float | None = None,
     ) -> None:
         super().__init__()
         self.size = size
@@ -137,6 +159,11 @@ class BatchAugment(torch.nn.Module):
         self.jitter_p = jitter_p
         self.grayscale_p = grayscale_p
         self.hue = hue
+        # MoCo-v2 blurs with p = 0.5, sigma in [0.1, 2] px and a 23 px kernel at 224 px; both scale with the
+        # image here, and blur is off below 64 px (MoCo's CIFAR demo has none).
+        self.blur_p = (0.5 if size >= 64 else 0.0) if blur_p is None else blur_p
+        self.blur_sigma = (0.1 * size / 224, 2.0 * size / 224)
+        self.blur_kernel = max(3, int(0.1 * size) // 2 * 2 + 1)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
@@ -146,4 +173,6 @@ class BatchAugment(torch.nn.Module):
         x = random_resized_crop_flip(x, self.size, self.crop_scale, generator)
         x = color_jitter(x, self.jitter_p, 0.4, 0.4, 0.4, self.hue, generator)
         x = random_grayscale(x, self.grayscale_p, generator)
+        if self.blur_p > 0:
+            x = gaussian_blur(x, self.blur_p, self.blur_sigma, self.blur_kernel, generator)
         return (x - self.mean) / self.std  # (B, C, size, size)

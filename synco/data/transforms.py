@@ -4,7 +4,7 @@ MoCo-v2 (Chen et al., 2020) on 224-pixel ImageNet: RandomResizedCrop(224, scale=
 ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.8, RandomGrayscale(p = 0.2), GaussianBlur(sigma in
 [0.1, 2]) with p = 0.5, horizontal flip. MoCo-v1 uses scale (0.2, 1), ColorJitter(0.4, 0.4, 0.4, 0.4)
 always, grayscale 0.2, no blur. Here the crop size is the data's image size, the blur kernel is about 10 %
-of it (23 px at 224) and is off below 64 pixels as in MoCo's CIFAR demo; for one-channel images
+of it (23 px at 224), sigma scales with it, and blur is off below 64 pixels as in MoCo's CIFAR demo; for one-channel images
 the colour operations reduce to brightness and contrast.
 """
 
@@ -31,7 +31,8 @@ def pretrain_transform(
         ops += [v2.RandomApply([jitter], p=0.8) if name == "moco_v2" else jitter]
     if name == "moco_v2" and image_size >= 64:
         kernel = int(0.1 * image_size) // 2 * 2 + 1
-        ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5))
+        sigma = (0.1 * image_size / 224, 2.0 * image_size / 224)
+        ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=sigma)], p=0.5))
     ops += [v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     return v2.Compose(ops)
 

@@ -156,6 +156,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
         jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
         hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
+        blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
     ).to(device)
     batch_size = cfg.train.batch_size
     warmup = cfg.method.negatives.warmup_epochs
