@@ -26,15 +26,18 @@ from synco.engine.config import load_config
 from synco.methods.build import build_method
 
 
-def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
+def median_seconds(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median wall time of each function, measured in alternation so that drift hits all alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: dict = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -52,22 +55,20 @@ def main() -> None:
 
     augment = BatchAugment(cfg.data.image_size, mean, std, cfg.data.crop_min_scale)
     g = torch.Generator().manual_seed(0)
-    t_batch = median_seconds(lambda: (augment(images, g), augment(images, g)), args.repeats)
-
     per_image = TwoViews(pretrain_transform("moco_v2", cfg.data.image_size, images.shape[1], mean, std))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    t_image = median_seconds(lambda: [per_image(images[i]) for i in range(64)], args.repeats) * batch / 64
+    t_image = median_seconds({"x": lambda: [per_image(images[i]) for i in range(64)]}, args.repeats)["x"]
     torch.set_num_threads(threads)
 
-    rows = [("batched augmentation, 2 views", t_batch), ("per-image torchvision, 2 views, 1 thread", t_image)]
+    fns = {"batched augmentation, 2 views": lambda: (augment(images, g), augment(images, g))}
     for name in ("moco_v2", "synco"):
         method = build_method(load_config(args.config, [f"method.name={name}"]), images.shape[1], len(data), seed=0)
         opt = torch.optim.SGD(method.encoder_q.parameters(), lr=cfg.train.lr, momentum=0.9)
         view_q, view_k = augment(images, g), augment(images, g)
         index = torch.arange(batch)
 
-        def step():
+        def step(method=method, opt=opt, view_q=view_q, view_k=view_k, index=index):
             out = method.training_step(view_q, view_k, index, True, g)
             opt.zero_grad()
             out["loss"].backward()
@@ -75,7 +76,9 @@ def main() -> None:
             method.momentum_update()
             method.queue.enqueue(out["key"], index)
 
-        rows.append((f"training step, {name}", median_seconds(step, args.repeats)))
+        fns[f"training step, {name}"] = step
+    rows = list(median_seconds(fns, args.repeats).items())
+    rows.insert(1, ("per-image torchvision, 2 views, 1 thread", t_image * batch / 64))
     step_seconds = rows[-1][1]
     print(f"{'':44}{'ms / batch':>12}{'images/s':>10}{'x SynCo step':>14}")
     for name, seconds in rows:
