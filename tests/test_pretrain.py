@@ -10,6 +10,7 @@ import torch
 
 from synco.engine.checkpoint import CheckpointError, load_checkpoint
 from synco.engine.config import load_config
+from synco.engine.metrics import read_metrics
 from synco.engine.pretrain import NonFiniteLossError, checkpoint_path, pretrain
 
 pytestmark = pytest.mark.slow
@@ -42,6 +43,22 @@ def test_resume_gives_identical_weights(tmp_path):
     for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert torch.equal(state_a["momentum_buffer"], state_b["momentum_buffer"])
     assert straight["eval/knn_top1"] == resumed["eval/knn_top1"]
+
+    def losses(run):
+        return [(r["epoch"], r["step"], r.get("train/loss_step"), r.get("train/loss"))
+                for r in read_metrics(tmp_path / run / "metrics.jsonl") if "step" in r]
+
+    assert losses("a") == losses("b")
+
+
+def test_resume_after_a_crash_drops_records_logged_past_the_checkpoint(tmp_path):
+    pretrain(tiny(tmp_path, "train.epochs=2", "train.stop_after=1"))
+    with open(tmp_path / "metrics.jsonl", "a") as f:  # what a crash in epoch 2 leaves behind
+        f.write(json.dumps({"epoch": 2, "step": 5, "train/loss_step": 1.0}) + "\n")
+    pretrain(tiny(tmp_path, "train.epochs=2"), resume=True)
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert not any(r.get("train/loss_step") == 1.0 for r in records)
+    assert [r["epoch"] for r in records if "train/loss" in r] == [1, 2]
 
 
 def test_checkpoint_loads_weights_only_and_holds_the_queue(tmp_path):

@@ -25,3 +25,17 @@ def read_metrics(path: str | Path) -> list[dict]:
     """All records of a ``metrics.jsonl`` file."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_metrics(path: str | Path, epoch: int, step: int) -> None:
+    """Drop records written after a checkpoint (epoch, step), so a resumed run does not log them twice.
+
+    Written to a temporary file and renamed, like checkpoints.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [r for r in read_metrics(path) if r.get("epoch", 0) <= epoch and r.get("step", 0) <= step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    tmp.replace(path)

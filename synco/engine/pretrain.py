@@ -25,7 +25,7 @@ from synco.data.transforms import TwoViews, pretrain_transform
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
 from synco.engine.evaluate import feature_model, knn_evaluate
-from synco.engine.metrics import MetricsWriter
+from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.methods.build import build_method
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,8 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         log.info("resumed from %s at epoch %d", checkpoint_path(run_dir), start_epoch)
 
     metrics = MetricsWriter(run_dir / "metrics.jsonl", enabled=fabric.is_global_zero)
+    if state is not None and fabric.is_global_zero:
+        truncate_metrics(metrics.path, start_epoch, global_step)  # a crash may have logged past the checkpoint
     if fabric.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
