@@ -19,12 +19,11 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from synco.data.batch_augment import BatchAugment
-from synco.data.datasets import load_dataset
-from synco.data.loaders import ViewsDataset, channel_stats
-from synco.data.transforms import TwoViews, pretrain_transform
+from synco.data.loaders import channel_stats
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
 from synco.engine.evaluate import feature_model, knn_evaluate
+from synco.engine.inputs import load_splits, views_iterator
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.methods.build import build_method
 
@@ -44,28 +43,6 @@ def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
 
 def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.ckpt"
-
-
-def _views_iterator(cfg, data, order, batch_size, augment, generator, device):
-    """Yield (view_q, view_k, image_index) batches in ``order``; the ragged tail is dropped as in MoCo."""
-    steps = len(order) // batch_size
-    if cfg.data.augment_on == "batch":
-        for step in range(steps):
-            index = order[step * batch_size : (step + 1) * batch_size]  # (B,)
-            images = data.images[index].to(device, non_blocking=True)  # (B, C, H, W) uint8
-            yield augment(images, generator), augment(images, generator), index.to(device)
-        return
-    transform = pretrain_transform(
-        cfg.data.augmentation, cfg.data.image_size, data.images.shape[1], augment.mean.flatten().tolist(),
-        augment.std.flatten().tolist(), cfg.data.crop_min_scale,
-    )
-    batches = [order[s * batch_size : (s + 1) * batch_size].tolist() for s in range(steps)]
-    loader = torch.utils.data.DataLoader(
-        ViewsDataset(data, TwoViews(transform)), batch_sampler=batches, num_workers=cfg.data.num_workers,
-        pin_memory=str(device).startswith("cuda"), persistent_workers=False,
-    )
-    for view_q, view_k, index in loader:
-        yield view_q.to(device), view_k.to(device), index.to(device)
 
 
 def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
@@ -90,21 +67,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
             f"run_dir {run_dir} already holds a run; pass --resume to continue it or choose another run_dir"
         )
     state = load_checkpoint(checkpoint_path(run_dir)) if resume else None
-    data = cfg.data
-    full_train = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download)
-    test = load_dataset(data.dataset, data.root, False, data.cache_dir, data.image_size, data.download)
-    train = full_train.head(data.subset)  # pretraining images
-    bank = full_train.head(cfg.eval.train_subset)  # kNN memory bank (the whole split by default)
-    test = test.head(cfg.eval.test_subset)
-    if full_train.images.shape[-1] != data.image_size:
-        raise ValueError(
-            f"data.image_size={data.image_size} but {data.dataset} images are {full_train.images.shape[-1]} "
-            "pixels wide; set data.image_size to match"
-        )
-    if len(train) < cfg.train.batch_size:
-        raise ValueError(
-            f"train.batch_size={cfg.train.batch_size} is larger than the training set ({len(train)} images)"
-        )
+    train, bank, test = load_splits(cfg)
     mean, std = channel_stats(train.images)
     channels = train.images.shape[1]
 
@@ -173,7 +136,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         epoch_lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)
         bar = tqdm(
-            _views_iterator(cfg, train, order, batch_size, augment, generator, device), total=steps,
+            views_iterator(cfg, train, order, batch_size, augment, generator, device), total=steps,
             desc=f"epoch {epoch + 1}/{epochs}", disable=not (cfg.train.progress and fabric.is_global_zero),
             leave=False,
         )
