@@ -51,22 +51,36 @@ def synthetic_reference(query, queue, counts, num_hard, generator, alpha_max=0.5
     vectors, index, coef = [], [], []
     for b in range(B):
         vb, ib, cb = [], [], []
-        row = lambda p: hard[b][int(p)]  # noqa: E731
-        for k in range(n1):  # Eq. 4
-            i = row(p1[b, k]); vb.append(normalize(a[b, k] * q[b] + (1 - a[b, k]) * n[i])); ib.append((i, -1)); cb.append(float(a[b, k]))
-        for k in range(n2):  # Eq. 5 (or the reference code's form)
+
+        def add(vector, first, second=-1, c=0.0):
+            vb.append(normalize(vector))
+            ib.append((first, second))
+            cb.append(float(c))
+
+        def row(p):
+            return hard[b][int(p)]
+
+        for k in range(n1):  # Eq. 4: s = a q + (1 - a) n
+            i = row(p1[b, k])
+            add(a[b, k] * q[b] + (1 - a[b, k]) * n[i], i, c=a[b, k])
+        for k in range(n2):  # Eq. 5: s = n + b (n - q); the reference code's form is q + b (n - q)
             i = row(p2[b, k])
-            s = n[i] + bt[b, k] * (n[i] - q[b]) if extrapolation == "paper" else q[b] + bt[b, k] * (n[i] - q[b])
-            vb.append(normalize(s)); ib.append((i, -1)); cb.append(float(bt[b, k]))
-        for k in range(n3):  # Eq. 6
+            if extrapolation == "paper":
+                add(n[i] + bt[b, k] * (n[i] - q[b]), i, c=bt[b, k])
+            else:
+                add(q[b] + bt[b, k] * (n[i] - q[b]), i, c=bt[b, k])
+        for k in range(n3):  # Eq. 6: s = g n_i + (1 - g) n_j
             i, j = row(p3[b, k]), row(p3b[b, k])
-            vb.append(normalize(g[b, k] * n[i] + (1 - g[b, k]) * n[j])); ib.append((i, j)); cb.append(float(g[b, k]))
-        for k in range(n4):  # Eq. 7
-            i = row(p4[b, k]); vb.append(normalize(n[i] + noise[b, k])); ib.append((i, -1)); cb.append(0.0)
-        for k in range(n5):  # Eq. 8, grad_n (q.n) = q
-            i = row(p5[b, k]); vb.append(normalize(n[i] + delta * q[b])); ib.append((i, -1)); cb.append(0.0)
-        for k in range(n6):  # Eq. 9
-            i = row(p6[b, k]); vb.append(normalize(n[i] + eta * torch.sign(q[b]))); ib.append((i, -1)); cb.append(0.0)
+            add(g[b, k] * n[i] + (1 - g[b, k]) * n[j], i, j, c=g[b, k])
+        for k in range(n4):  # Eq. 7: s = n + e
+            i = row(p4[b, k])
+            add(n[i] + noise[b, k], i)
+        for k in range(n5):  # Eq. 8: s = n + delta grad_n (q . n) = n + delta q
+            i = row(p5[b, k])
+            add(n[i] + delta * q[b], i)
+        for k in range(n6):  # Eq. 9: s = n + eta sign(q)
+            i = row(p6[b, k])
+            add(n[i] + eta * torch.sign(q[b]), i)
         vectors.append(torch.stack(vb) if vb else torch.zeros(0, D, dtype=torch.float64))
         index.append(ib)
         coef.append(cb)
