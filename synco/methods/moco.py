@@ -88,8 +88,8 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def momentum_update(self) -> None:
-        """``theta_k <- m theta_k + (1 - m) theta_q``; buffers (BN statistics) are copied as MoCo does not
-        average them: the key encoder keeps its own running statistics."""
+        """``theta_k <- m theta_k + (1 - m) theta_q`` over parameters only, as in MoCo: buffers (batch-norm
+        running statistics) are not averaged; the key encoder's come from its own forward passes."""
         for p_k, p_q in zip(self.encoder_k.parameters(), self.encoder_q.parameters()):
             p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1 - self.momentum)
 
