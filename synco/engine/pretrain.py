@@ -58,6 +58,13 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         precision=cfg.trainer.precision, strategy=cfg.trainer.strategy,
     )
     fabric.launch()
+    if fabric.world_size > 1:
+        # Not yet: keys must be gathered across ranks before enqueue, data sharded, shuffle-BN made
+        # cross-rank. Refuse rather than train each rank on duplicated data with diverging queues.
+        raise ValueError(
+            f"trainer.devices={cfg.trainer.devices} asks for {fabric.world_size} processes; multi-process "
+            "training is not implemented yet, use trainer.devices=1"
+        )
     device = fabric.device
     seed = cfg.train.seed
 
