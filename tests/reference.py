@@ -52,12 +52,12 @@ def synthetic_reference(query, queue, counts, num_hard, generator, alpha_max=0.5
     for b in range(B):
         vb, ib, cb = [], [], []
 
-        def add(vector, first, second=-1, c=0.0):
+        def add(vector, first, second=-1, c=0.0, vb=vb, ib=ib, cb=cb):
             vb.append(normalize(vector))
             ib.append((first, second))
             cb.append(float(c))
 
-        def row(p):
+        def row(p, b=b):
             return hard[b][int(p)]
 
         for k in range(n1):  # Eq. 4: s = a q + (1 - a) n
@@ -84,7 +84,7 @@ def synthetic_reference(query, queue, counts, num_hard, generator, alpha_max=0.5
         vectors.append(torch.stack(vb) if vb else torch.zeros(0, D, dtype=torch.float64))
         index.append(ib)
         coef.append(cb)
-    strategy = sum(([t + 1] * c for t, c in enumerate(counts)), [])
+    strategy = [t + 1 for t, c in enumerate(counts) for _ in range(c)]
     return torch.stack(vectors), strategy, torch.tensor(index).view(B, -1, 2), torch.tensor(coef, dtype=torch.float64).view(B, -1)
 
 

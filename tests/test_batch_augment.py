@@ -42,8 +42,9 @@ def test_hsv_round_trip():
 
 
 def test_blur_matches_a_loop_convolution_and_preserves_constants():
-    from synco.data.batch_augment import gaussian_blur
     import math
+
+    from synco.data.batch_augment import gaussian_blur
 
     x = torch.rand(2, 3, 9, 9, dtype=torch.float64)
     out = gaussian_blur(x, 1.0, (1.0, 1.0), 3, torch.Generator().manual_seed(0))

@@ -3,8 +3,8 @@
 import math
 
 import torch
-
 from reference import info_nce_reference
+
 from synco.functional import info_nce_logits, info_nce_loss
 from synco.negatives import SyntheticNegatives
 

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 import torch
-
 from reference import info_nce_reference
+
 from synco.engine.config import load_config
 from synco.methods.build import build_method
 

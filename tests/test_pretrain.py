@@ -87,7 +87,7 @@ def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     pretrain(tiny(tmp_path, "train.epochs=3", "train.stop_after=1"))
     good = checkpoint_path(tmp_path).read_bytes()
-    import synco.methods.moco as moco
+    from synco.methods import moco
 
     real = moco.info_nce_loss
     monkeypatch.setattr(moco, "info_nce_loss", lambda *a, **k: real(*a, **k) * float("nan"))
@@ -131,7 +131,7 @@ def test_cli_rejects_bad_config_before_work(tmp_path):
 
 
 def test_missing_dataset_error_names_both_sources(tmp_path, monkeypatch):
-    import synco.data.datasets as datasets
+    from synco.data import datasets
 
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", str(tmp_path / "nowhere"))
     with pytest.raises(datasets.DatasetNotFoundError, match="dataset-fashion-mnist.*FashionMNIST/raw"):

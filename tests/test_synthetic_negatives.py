@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from reference import hardest_rows, synthetic_reference
+
 from synco.negatives import STRATEGIES, SyntheticNegatives, mochi, select_hardest
 
 ALL_ZERO = dict(num_interpolate=0, num_extrapolate=0, num_mixup=0, num_noise=0, num_perturb=0, num_adversarial=0)
@@ -37,7 +37,7 @@ def test_all_strategies_together_match_reference_and_layout(unit_rows):
     counts = (4, 3, 5, 2, 1, 2)
     gen = make(num_hard=6, counts=counts)
     s = gen.sample(query, queue, generator=torch.Generator().manual_seed(0))
-    ref_v, ref_t, ref_i, ref_c = synthetic_reference(query, queue, counts, 6, torch.Generator().manual_seed(0))
+    ref_v, _, ref_i, _ = synthetic_reference(query, queue, counts, 6, torch.Generator().manual_seed(0))
     torch.testing.assert_close(s.vectors, ref_v, rtol=1e-12, atol=1e-12)
     assert s.vectors.shape == (3, sum(counts), 8)
     assert s.strategy.tolist() == [1] * 4 + [2] * 3 + [3] * 5 + [4] * 2 + [5] + [6] * 2

@@ -52,7 +52,7 @@ class ImageData:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def head(self, count: int | None) -> "ImageData":
+    def head(self, count: int | None) -> ImageData:
         """The first ``count`` images (all when None)."""
         if count is None:
             return self
