@@ -14,7 +14,8 @@ def write_idx(path, array, compress):
     header = (2051 if array.ndim == 3 else 2049).to_bytes(4, "big")
     header += b"".join(d.to_bytes(4, "big") for d in array.shape)
     data = header + array.astype(np.uint8).tobytes()
-    (gzip.open(path, "wb") if compress else open(path, "wb")).write(data)
+    with gzip.open(path, "wb") if compress else open(path, "wb") as f:
+        f.write(data)
 
 
 @pytest.mark.parametrize("compress", [True, False])
