@@ -96,6 +96,16 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     assert checkpoint_path(tmp_path).read_bytes() == good
 
 
+def test_knn_monitor_logs_every_nth_epoch_and_keeps_resume_exact(tmp_path):
+    pretrain(tiny(tmp_path / "a", "train.epochs=3", "eval.every_epochs=1"))
+    pretrain(tiny(tmp_path / "b", "train.epochs=3"))
+    evals = [r for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if "eval/knn_top1" in r]
+    assert [r["epoch"] for r in evals] == [1, 2, 3]
+    a, b = load_checkpoint(checkpoint_path(tmp_path / "a")), load_checkpoint(checkpoint_path(tmp_path / "b"))
+    for key in a["model"]:  # evaluation must not touch the training state (BN statistics, RNG)
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
 def test_zero_epochs_evaluates_the_untrained_encoder(tmp_path):
     record = pretrain(tiny(tmp_path, "train.epochs=0"))
     assert record["finished"] and 0 <= record["eval/knn_top1"] <= 100

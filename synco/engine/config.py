@@ -112,6 +112,7 @@ class EvalConfig:
     train_subset: Optional[int] = None  # kNN memory bank: first n training images (None: all)
     test_subset: Optional[int] = None  # kNN queries: first n test images (None: all)
     baselines: bool = False  # also evaluate the untrained encoder and raw pixels
+    every_epochs: Optional[int] = None  # kNN monitor: also evaluate after every n-th epoch
 
 
 @dataclass
@@ -158,7 +159,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("data.image_size", "model.embedding_dim", "model.bn_splits", "method.queue_size",
                 "train.batch_size", "train.log_every", "eval.knn_k", "eval.batch_size"):
         _at_least(cfg, key, 1)
-    for key in ("data.subset", "eval.train_subset", "eval.test_subset", "train.stop_after"):
+    for key in ("data.subset", "eval.train_subset", "eval.test_subset", "eval.every_epochs", "train.stop_after"):
         _at_least(cfg, key, 1, optional=True)
     for key in ("train.epochs", "data.num_workers", "method.negatives.warmup_epochs", "train.weight_decay"):
         _at_least(cfg, key, 0)

@@ -132,6 +132,12 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     ).to(device)
     batch_size = cfg.train.batch_size
     warmup = cfg.method.negatives.warmup_epochs
+
+    def knn_record() -> dict:
+        result = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
+        return {"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"], "eval/knn_k": cfg.eval.knn_k,
+                "eval/knn_temperature": cfg.eval.knn_temperature, "eval/knn_feature": cfg.eval.feature,
+                "eval/knn_distance": "cosine"}
     last_epoch = epochs if cfg.train.stop_after is None else min(epochs, start_epoch + cfg.train.stop_after)
 
     for epoch in range(start_epoch, last_epoch):
@@ -188,13 +194,13 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
                     "data": data_generator.get_state()},
             "config": to_yaml(cfg),
         })
+        every = cfg.eval.every_epochs
+        if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:  # the last epoch is evaluated below
+            metrics.write({"epoch": epoch + 1, "step": global_step, **knn_record()})
 
     finished = last_epoch >= epochs
     record: dict = {"epoch": last_epoch, "finished": finished}
     if finished:
-        result = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
-        record.update({"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"],
-                       "eval/knn_k": cfg.eval.knn_k, "eval/knn_temperature": cfg.eval.knn_temperature,
-                       "eval/knn_feature": cfg.eval.feature, "eval/knn_distance": "cosine"})
+        record.update(knn_record())
         metrics.write(record)
     return record
