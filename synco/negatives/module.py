@@ -162,21 +162,21 @@ class SyntheticNegatives(torch.nn.Module):
         q = query.detach()
         n = queue.detach()
         pieces = []
-        for t, (first, coef) in enumerate(zip(draws.first, draws.coef)):
+        for name, first, coef in zip(STRATEGIES, draws.first, draws.coef):
             if first.shape[1] == 0:
                 continue
             source = n[first]  # (B, n_t, D)
-            if t == 0:
+            if name == "interpolate":
                 pieces.append(synthesize.interpolate(q, source, coef))
-            elif t == 1:
+            elif name == "extrapolate":
                 pieces.append(synthesize.extrapolate(q, source, coef, self.extrapolation))
-            elif t == 2:
+            elif name == "mixup":
                 pieces.append(synthesize.mixup(source, n[draws.second], coef))
-            elif t == 3:
+            elif name == "noise":
                 pieces.append(synthesize.add_noise(source, draws.noise))
-            elif t == 4:
+            elif name == "perturb":
                 pieces.append(synthesize.perturb(q, source, self.delta))
-            else:
+            else:  # adversarial
                 pieces.append(synthesize.adversarial(q, source, self.eta))
         batch, dim = q.shape
         if pieces:
