@@ -63,3 +63,15 @@ def test_every_shipped_recipe_loads():
     assert recipes
     for recipe in recipes:
         load_config(recipe)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  epochs: [1\n", "not valid YAML"),
+    ("- a\n- b\n", "mapping"),
+    ("train: 5\n", "train"),
+])
+def test_malformed_recipe_files(tmp_path, text, message):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(recipe)

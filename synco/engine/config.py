@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -213,7 +214,18 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> DictConfi
         if path is not None:
             if not Path(path).is_file():
                 raise ConfigError(f"config file {path} does not exist")
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+            try:
+                recipe = OmegaConf.load(path)
+            except yaml.YAMLError as err:
+                raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+            if not isinstance(recipe, DictConfig):
+                raise ConfigError(f"config file {path} must hold a mapping of keys (e.g. 'train: {{epochs: 10}}')")
+            for key in recipe:  # section by section, so that a merge error can name its section
+                try:
+                    cfg = OmegaConf.merge(cfg, {key: recipe[key]})
+                except OmegaConfBaseException as err:
+                    where = getattr(err, "full_key", None) or key
+                    raise ConfigError(f"{path}: invalid value at {where}: {str(err).splitlines()[0]}") from None
         for item in overrides:
             if "=" not in item:
                 raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=10)")
