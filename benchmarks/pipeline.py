@@ -80,7 +80,7 @@ def main() -> None:
     rows = list(median_seconds(fns, args.repeats).items())
     rows.insert(1, ("per-image torchvision, 2 views, 1 thread", t_image * batch / 64))
     step_seconds = rows[-1][1]
-    print(f"{'':44}{'ms / batch':>12}{'images/s':>10}{'x SynCo step':>14}")
+    print(f"{'':44}{'ms / batch':>12}{'images/s':>10}{'rate / SynCo':>14}")
     for name, seconds in rows:
         print(f"{name:44}{seconds * 1e3:12.1f}{batch / seconds:10.0f}{step_seconds / seconds:14.2f}")
 
