@@ -17,21 +17,9 @@ def build_negatives(cfg: DictConfig) -> SyntheticNegatives | None:
         return None
     if cfg.method.name == "mochi":
         return mochi(num_hard=neg.num_hard, num_mix=neg.num_mixup, num_query_mix=neg.num_interpolate)
-    return SyntheticNegatives(
-        num_hard=neg.num_hard,
-        num_interpolate=neg.num_interpolate,
-        num_extrapolate=neg.num_extrapolate,
-        num_mixup=neg.num_mixup,
-        num_noise=neg.num_noise,
-        num_perturb=neg.num_perturb,
-        num_adversarial=neg.num_adversarial,
-        alpha_max=neg.alpha_max,
-        beta_max=neg.beta_max,
-        sigma=neg.sigma,
-        delta=neg.delta,
-        eta=neg.eta,
-        extrapolation=neg.extrapolation,
-    )
+    # The config's field names are the constructor's; only the warm-up belongs to the training loop.
+    settings = {key: value for key, value in neg.items() if key != "warmup_epochs"}
+    return SyntheticNegatives(**settings)
 
 
 def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed: int) -> MoCo:
