@@ -84,13 +84,15 @@ def test_unit_norm_and_detached(unit_rows):
     assert not s.vectors.requires_grad
 
 
-def test_logits_equal_einsum_of_sample_and_grad_only_into_query(unit_rows):
+@pytest.mark.parametrize("logits_path", ["vectors", "dots"])
+def test_logits_equal_einsum_of_sample_and_grad_only_into_query(unit_rows, logits_path):
     query = unit_rows(4, 16, seed=1).requires_grad_(True)
     queue = unit_rows(32, 16, seed=2).requires_grad_(True)
-    gen = make(sigma=0.1)
+    gen = make(sigma=0.1, logits_path=logits_path)
     s = gen.sample(query, queue, generator=torch.Generator().manual_seed(3))
     logits = gen.logits(query, queue, generator=torch.Generator().manual_seed(3))
-    torch.testing.assert_close(logits, torch.einsum("bd,bsd->bs", query, s.vectors), rtol=0, atol=0)
+    exact = 0 if logits_path == "vectors" else 1e-14  # the dot-product path rounds differently
+    torch.testing.assert_close(logits, torch.einsum("bd,bsd->bs", query, s.vectors), rtol=exact, atol=exact)
     logits.sum().backward()
     torch.testing.assert_close(query.grad, s.vectors.sum(dim=1))  # d(sum q.s)/dq with s fixed
     assert queue.grad is None

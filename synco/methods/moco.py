@@ -123,16 +123,18 @@ class MoCo(nn.Module):
             dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
             (B, S; S = 0 when nothing is synthesised), both un-tempered.
         """
-        queue_keys = self.queue.keys.clone().detach()  # (K, D) snapshot before this batch is enqueued
-        queue_logits = torch.einsum("bd,kd->bk", query, queue_keys)  # (B, K)
-        exclude = None
+        # No snapshot copy: the training loop enqueues only after backward, and autograd's version
+        # counter raises if the queue is modified in place before the gradient has used it.
+        queue_keys = self.queue.keys.detach()  # (K, D)
+        raw_logits = torch.einsum("bd,kd->bk", query, queue_keys)  # (B, K)
+        queue_logits, exclude = raw_logits, None
         if self.mask_same_image and image_index is not None:
             exclude = self.queue.same_image_mask(image_index)  # (B, K)
-            queue_logits = mask_logits(queue_logits, exclude)
+            queue_logits = mask_logits(raw_logits, exclude)
         synthetic_logits = query.new_zeros(query.shape[0], 0)  # (B, 0)
         if synthesize and self.negatives is not None and self.negatives.num_synthetic > 0:
             synthetic_logits = self.negatives.logits(
-                query, queue_keys, generator=generator, queue_logits=queue_logits, exclude=exclude
+                query, queue_keys, generator=generator, queue_logits=raw_logits, exclude=exclude
             )  # (B, S)
         loss = info_nce_loss(query, key, queue_logits, synthetic_logits, self.temperature)
         return {"loss": loss, "queue_logits": queue_logits, "synthetic_logits": synthetic_logits}

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 import torch
 
 from synco.negatives import synthesize
+from synco.negatives.dot_logits import synthetic_logits_from_dots
 from synco.negatives.select import mask_logits, select_hardest
 
 #: Strategy ids in the order the synthetic negatives are laid out along S.
 STRATEGIES = ("interpolate", "extrapolate", "mixup", "noise", "perturb", "adversarial")
+#: How :meth:`SyntheticNegatives.logits` computes ``q.s``: from dot products (fast) or vectors.
+LOGITS_PATHS = ("dots", "vectors")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class SyntheticNegatives(torch.nn.Module):
         eta: step along the sign of the similarity gradient (type 6).
         extrapolation: ``"paper"`` for Eq. 5, ``s = n + beta (n - q)``; ``"reference"`` for the
             authors' code, ``s = q + beta (n - q)``.
+        logits_path: ``"dots"`` (default) computes :meth:`logits` from dot products without
+            (B, S, D) tensors (``dot_logits.py``); ``"vectors"`` builds the vectors with
+            :meth:`sample` and multiplies. Both give the same negatives for the same generator state.
 
     Random draws, all from ``generator``, in this fixed order (so that any faster path can reproduce
     the same negatives): for each strategy t = 1..6 in turn, source positions
@@ -93,6 +99,7 @@ class SyntheticNegatives(torch.nn.Module):
         delta: float = 0.01,
         eta: float = 0.01,
         extrapolation: str = "paper",
+        logits_path: str = "dots",
     ) -> None:
         super().__init__()
         counts = {
@@ -118,6 +125,8 @@ class SyntheticNegatives(torch.nn.Module):
             raise ValueError(
                 f"extrapolation must be one of {synthesize.EXTRAPOLATION_MODES}, got {extrapolation!r}"
             )
+        if logits_path not in LOGITS_PATHS:
+            raise ValueError(f"logits_path must be one of {LOGITS_PATHS}, got {logits_path!r}")
         self.counts = (
             num_interpolate, num_extrapolate, num_mixup, num_noise, num_perturb, num_adversarial
         )
@@ -127,6 +136,7 @@ class SyntheticNegatives(torch.nn.Module):
         self.alpha_max, self.beta_max = float(alpha_max), float(beta_max)
         self.sigma, self.delta, self.eta = float(sigma), float(delta), float(eta)
         self.extrapolation = extrapolation
+        self.logits_path = logits_path
 
     @property
     def num_synthetic(self) -> int:
@@ -135,7 +145,7 @@ class SyntheticNegatives(torch.nn.Module):
 
     def extra_repr(self) -> str:
         names = ", ".join(f"{n}={c}" for n, c in zip(STRATEGIES, self.counts))
-        return f"num_hard={self.num_hard}, {names}, extrapolation={self.extrapolation}"
+        return f"num_hard={self.num_hard}, {names}, extrapolation={self.extrapolation}, logits_path={self.logits_path}"
 
     # ------------------------------------------------------------------ public contract
     def sample(
@@ -152,7 +162,8 @@ class SyntheticNegatives(torch.nn.Module):
             query: (B, D) unit rows.
             queue: (K, D) unit rows.
             generator: source of every random draw; the global RNG when None.
-            queue_logits: optional precomputed ``query @ queue.T`` (B, K).
+            queue_logits: optional precomputed ``query @ queue.T`` (B, K), unmasked (``exclude``
+                does the masking); computed here when None.
             exclude: optional (B, K) bool, queue rows never to select (same-image keys).
 
         Returns:
@@ -204,11 +215,20 @@ class SyntheticNegatives(torch.nn.Module):
     ) -> torch.Tensor:
         """Un-tempered logits ``q.s`` of the synthetic negatives, (B, S).
 
-        Equals ``einsum("bd,bsd->bs", query, sample(...).vectors)`` for the same generator state;
-        the gradient flows into ``query`` only (the synthetic vectors are detached).
+        Equals ``einsum("bd,bsd->bs", query, sample(...).vectors)`` for the same generator state (up
+        to rounding on the ``"dots"`` path); the gradient flows into ``query`` only (the synthetic
+        vectors are detached). Arguments as :meth:`sample`.
         """
-        sample = self.sample(query, queue, generator, queue_logits, exclude)
-        return torch.einsum("bd,bsd->bs", query, sample.vectors.to(query.dtype))  # (B, S)
+        if self.logits_path == "vectors":
+            sample = self.sample(query, queue, generator, queue_logits, exclude)
+            return torch.einsum("bd,bsd->bs", query, sample.vectors.to(query.dtype))  # (B, S)
+        if queue_logits is None:
+            queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
+        draws = self._draw(query, queue, generator, queue_logits, exclude)
+        return synthetic_logits_from_dots(
+            query, queue, queue_logits, draws.first, draws.second, draws.coef, draws.noise,
+            self.extrapolation, self.delta, self.eta,
+        )  # (B, S)
 
     # ------------------------------------------------------------------ random draws
     def _draw(

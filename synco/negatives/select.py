@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import torch
 
+#: Below this queue-to-N ratio a plain ``topk`` over the whole row is as fast as the threshold path.
+_MIN_QUEUE_PER_HARD = 16
+#: The threshold is the k-th largest of every ``stride``-th logit with k chosen so that about
+#: ``_OVERSAMPLE * N`` logits of the full row pass it: enough margin that a row with fewer than N
+#: candidates (which then falls back to ``topk``) is a > 4-sigma event for N = 1024.
+_OVERSAMPLE = 2
+#: Rows with more candidates than this many times N (ties at the threshold, e.g. masked rows) also
+#: fall back to ``topk``, which bounds the candidate matrix.
+_MAX_CANDIDATES_PER_HARD = 8
+
 
 def mask_logits(queue_logits: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
     """Replace excluded entries by the dtype's lowest value so they are never selected or counted.
@@ -23,10 +33,17 @@ def mask_logits(queue_logits: torch.Tensor, exclude: torch.Tensor | None) -> tor
 
 
 def select_hardest(queue_logits: torch.Tensor, num_hard: int) -> torch.Tensor:
-    """Indices of the ``num_hard`` largest logits of each row, in decreasing order.
+    """Indices of the ``num_hard`` largest logits of each row, in decreasing order of the logit.
 
-    Sorted order makes position i of the result mean "the (i+1)-th hardest negative", which keeps
-    random draws over positions reproducible whatever kernel ``topk`` uses.
+    Position i of the result means "the (i+1)-th hardest negative"; random draws over positions are
+    therefore reproducible whatever kernel computed the selection. Among exactly equal logits the
+    order (and, at the N-th value, the membership) is unspecified, as with ``torch.topk``.
+
+    For a long queue (K >= 16 N) a full ``topk`` over K is the most expensive part of SynCo's head
+    on a CPU: it copies every row into (value, index) pairs. Instead a threshold is estimated from a
+    strided subsample, the few logits above it (about 2N of K) are compacted, and ``topk`` runs on
+    those. The result is exact: every row keeps all its logits >= the threshold, and a row with fewer
+    than N of them (or with far too many) is recomputed with ``topk`` over the whole row.
 
     Args:
         queue_logits: (B, K) logits, already masked with :func:`mask_logits` if needed.
@@ -35,4 +52,32 @@ def select_hardest(queue_logits: torch.Tensor, num_hard: int) -> torch.Tensor:
     Returns:
         (B, N) int64 queue rows.
     """
-    return torch.topk(queue_logits.detach(), num_hard, dim=1, sorted=True).indices  # (B, N)
+    logits = queue_logits.detach()
+    batch, size = logits.shape
+    if size < _MIN_QUEUE_PER_HARD * num_hard:
+        return torch.topk(logits, num_hard, dim=1, sorted=True).indices  # (B, N)
+    stride = min(32, max(1, num_hard // 32))
+    kth = -(-_OVERSAMPLE * num_hard // stride)  # ceil(2N / stride)
+    sub = logits[:, ::stride]  # (B, ceil(K / stride))
+    threshold = torch.topk(sub, kth, dim=1, sorted=False).values.amin(dim=1, keepdim=True)  # (B, 1)
+    rows, cols = (logits >= threshold).nonzero(as_tuple=True)  # (M,), (M,) row-major: grouped by row
+    counts = torch.bincount(rows, minlength=batch)  # (B,) candidates per row
+    usable = (counts >= num_hard) & (counts <= _MAX_CANDIDATES_PER_HARD * num_hard)  # (B,)
+    all_usable = bool(usable.all())
+    if not all_usable:
+        keep = usable[rows]
+        rows, cols = rows[keep], cols[keep]
+        counts = counts * usable
+    width = max(int(counts.max()), num_hard)
+    slot = torch.arange(rows.numel(), device=rows.device) - (counts.cumsum(0) - counts)[rows]  # (M,)
+    flat = rows * width + slot  # (M,) position in the (B, width) candidate matrix
+    # Padding is -inf, below even a masked logit (finfo.min), so it is never picked before a real row.
+    cand_values = logits.new_full((batch * width,), float("-inf")).index_put_((flat,), logits.view(-1)[rows * size + cols])
+    cand_rows = torch.full((batch * width,), -1, dtype=torch.long, device=logits.device)
+    cand_rows.index_put_((flat,), cols)
+    top = torch.topk(cand_values.view(batch, width), num_hard, dim=1, sorted=True).indices  # (B, N)
+    hard = torch.gather(cand_rows.view(batch, width), 1, top)  # (B, N)
+    if not all_usable:
+        redo = ~usable
+        hard[redo] = torch.topk(logits[redo], num_hard, dim=1, sorted=True).indices
+    return hard

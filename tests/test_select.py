@@ -1,0 +1,49 @@
+"""select_hardest: the N largest logits per row, hardest first, on both the topk and threshold paths."""
+
+import pytest
+import torch
+from reference import hardest_rows
+
+from synco.negatives import mask_logits, select_hardest
+
+
+def values(logits, rows):
+    return torch.gather(logits, 1, rows)
+
+
+@pytest.mark.parametrize("num_hard", [1, 7, 64, 200])
+def test_matches_the_loop_reference_on_long_queues(unit_rows, num_hard):
+    query, queue = unit_rows(5, 16, seed=1), unit_rows(4096, 16, seed=2)  # K >= 16 N: threshold path
+    rows = select_hardest(query @ queue.T, num_hard)
+    assert rows.tolist() == hardest_rows(query, queue, num_hard)
+
+
+def test_float32_paper_ratio(unit_rows):
+    logits = unit_rows(32, 64, seed=3, dtype=torch.float32) @ unit_rows(16384, 64, seed=4, dtype=torch.float32).T
+    rows = select_hardest(logits, 1024)
+    expected = torch.topk(logits, 1024, dim=1, sorted=True).values
+    assert torch.equal(values(logits, rows), expected)
+    assert all(len(set(r)) == 1024 for r in rows.tolist())  # no row twice, no padding (-1)
+    assert rows.min() >= 0
+
+
+def test_rows_with_too_few_unmasked_candidates_fall_back_exactly(unit_rows):
+    query, queue = unit_rows(4, 8, seed=5), unit_rows(2048, 8, seed=6)
+    exclude = torch.zeros(4, 2048, dtype=torch.bool)
+    exclude[0, 40:] = True  # row 0 keeps only 40 rows: fewer than N = 64, masked rows must fill the rest
+    exclude[1, ::2] = True
+    logits = mask_logits(query @ queue.T, exclude)
+    rows = select_hardest(logits, 64)
+    assert torch.equal(values(logits, rows), torch.topk(logits, 64, dim=1).values)
+    assert set(rows[0, :40].tolist()) == set(range(40))  # the unmasked ones come first
+    assert not exclude[1].gather(0, rows[1]).any()
+
+
+def test_ties_select_the_right_values(unit_rows):
+    base = unit_rows(64, 8, seed=7)
+    queue = base.repeat(40, 1)  # 2560 rows, each value 40 times
+    query = unit_rows(3, 8, seed=8)
+    logits = query @ queue.T
+    rows = select_hardest(logits, 100)
+    assert torch.equal(values(logits, rows), torch.topk(logits, 100, dim=1).values)
+    assert all(len(set(r)) == 100 for r in rows.tolist())
