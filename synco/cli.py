@@ -1,4 +1,4 @@
-"""Command line: ``synco pretrain CONFIG [KEY=VALUE ...] [--resume]``."""
+"""Command line: ``synco pretrain CONFIG [KEY=VALUE ...] [--resume]`` and ``synco bench heads|steps``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides with dotted keys, e.g. train.epochs=10")
     p.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.ckpt")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
+    from synco.bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from synco.bench.cli import run as run_bench
+
+        return run_bench(args)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     try:

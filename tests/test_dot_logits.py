@@ -64,7 +64,7 @@ def test_combinations_float64(unit_rows, counts):
 
 def test_float32_paper_scale_shapes(unit_rows):
     query = unit_rows(16, 32, seed=5, dtype=torch.float32)
-    queue = unit_rows(2048, 32, seed=6, dtype=torch.float32)  # K >= 16 N: the threshold selection path
+    queue = unit_rows(4096, 32, seed=6, dtype=torch.float32)  # K >= 64 N: the threshold selection path
     counts = (16, 16, 16, 4, 4, 4)
     (lv, gv), (ld, gd) = both_paths(query, queue, 64, counts, seed=2)
     torch.testing.assert_close(ld, lv, rtol=1e-5, atol=1e-6)
@@ -130,3 +130,17 @@ def test_bfloat16_close_to_float32(unit_rows):
         query.detach(), queue.to(torch.bfloat16), generator=torch.Generator().manual_seed(0)
     )
     torch.testing.assert_close(fast.float(), slow.float(), rtol=0, atol=2e-2)
+
+
+def test_precomputed_hardest_rows_skip_selection(unit_rows):
+    from synco.negatives import select_hardest
+
+    query, queue = unit_rows(3, 8, seed=21), unit_rows(24, 8, seed=22)
+    for path in ("vectors", "dots"):
+        gen = make(6, (2, 2, 2, 2, 2, 2), path)
+        hard = select_hardest(query @ queue.T, 6)
+        a = gen.logits(query, queue, generator=torch.Generator().manual_seed(0))
+        b = gen.logits(query, queue, generator=torch.Generator().manual_seed(0), hardest=hard)
+        assert torch.equal(a, b)
+        with pytest.raises(ValueError, match="hardest must be"):
+            gen.logits(query, queue, hardest=hard[:, :3])

@@ -4,22 +4,29 @@ import pytest
 import torch
 from reference import hardest_rows
 
-from synco.negatives import mask_logits, select_hardest
+from synco.negatives import mask_logits, select, select_hardest
 
 
 def values(logits, rows):
     return torch.gather(logits, 1, rows)
 
 
+@pytest.fixture(params=["threshold", "topk"])
+def path(request, monkeypatch):
+    """Run a test on both selection paths, whatever the queue-to-N ratio."""
+    monkeypatch.setattr(select, "_MIN_QUEUE_PER_HARD", 1 if request.param == "threshold" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("num_hard", [1, 7, 64, 200])
-def test_matches_the_loop_reference_on_long_queues(unit_rows, num_hard):
-    query, queue = unit_rows(5, 16, seed=1), unit_rows(4096, 16, seed=2)  # K >= 16 N: threshold path
+def test_matches_the_loop_reference(unit_rows, num_hard, path):
+    query, queue = unit_rows(5, 16, seed=1), unit_rows(4096, 16, seed=2)
     rows = select_hardest(query @ queue.T, num_hard)
     assert rows.tolist() == hardest_rows(query, queue, num_hard)
 
 
-def test_float32_paper_ratio(unit_rows):
-    logits = unit_rows(32, 64, seed=3, dtype=torch.float32) @ unit_rows(16384, 64, seed=4, dtype=torch.float32).T
+def test_float32_paper_ratio(unit_rows, path):
+    logits = unit_rows(32, 64, seed=3, dtype=torch.float32) @ unit_rows(65536, 64, seed=4, dtype=torch.float32).T
     rows = select_hardest(logits, 1024)
     expected = torch.topk(logits, 1024, dim=1, sorted=True).values
     assert torch.equal(values(logits, rows), expected)
@@ -27,7 +34,7 @@ def test_float32_paper_ratio(unit_rows):
     assert rows.min() >= 0
 
 
-def test_rows_with_too_few_unmasked_candidates_fall_back_exactly(unit_rows):
+def test_rows_with_too_few_unmasked_candidates_fall_back_exactly(unit_rows, path):
     query, queue = unit_rows(4, 8, seed=5), unit_rows(2048, 8, seed=6)
     exclude = torch.zeros(4, 2048, dtype=torch.bool)
     exclude[0, 40:] = True  # row 0 keeps only 40 rows: fewer than N = 64, masked rows must fill the rest
@@ -39,7 +46,7 @@ def test_rows_with_too_few_unmasked_candidates_fall_back_exactly(unit_rows):
     assert not exclude[1].gather(0, rows[1]).any()
 
 
-def test_ties_select_the_right_values(unit_rows):
+def test_ties_select_the_right_values(unit_rows, path):
     base = unit_rows(64, 8, seed=7)
     queue = base.repeat(40, 1)  # 2560 rows, each value 40 times
     query = unit_rows(3, 8, seed=8)
@@ -47,3 +54,7 @@ def test_ties_select_the_right_values(unit_rows):
     rows = select_hardest(logits, 100)
     assert torch.equal(values(logits, rows), torch.topk(logits, 100, dim=1).values)
     assert all(len(set(r)) == 100 for r in rows.tolist())
+
+
+def test_threshold_path_is_the_default_at_the_papers_ratio():
+    assert select._MIN_QUEUE_PER_HARD <= 65536 // 1024

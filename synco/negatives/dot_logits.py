@@ -128,7 +128,7 @@ def synthetic_logits_from_dots(
     dots0 = dots.detach()
     splits = [f.shape[1] for f in first] + [second.shape[1]]
     qn, qn0 = dots.split(splits, dim=1), dots0.split(splits, dim=1)
-    nn = [row_sq_norm[f] for f in first]  # per strategy (B, n_t)
+    nn = [row_sq_norm.take(f) for f in first]  # per strategy (B, n_t)
 
     def two_term(t: int, c_q: torch.Tensor | float, c_n: torch.Tensor | float) -> torch.Tensor:
         """u = c_q q + c_n n: ||u||^2 = c_q^2 q.q + 2 c_q c_n q.n + c_n^2 n.n."""
@@ -148,7 +148,7 @@ def synthetic_logits_from_dots(
     if first[2].shape[1]:  # mixup
         gamma = coef[2].to(work)
         cross = _pair_dots(n, first[2], second)  # (B, n_3) n_i.n_j
-        sq = gamma.square() * nn[2] + 2 * gamma * (1 - gamma) * cross + (1 - gamma).square() * row_sq_norm[second]
+        sq = gamma.square() * nn[2] + 2 * gamma * (1 - gamma) * cross + (1 - gamma).square() * row_sq_norm.take(second)
         pieces.append(_normalised(gamma * qn[2] + (1 - gamma) * qn[6], sq))
     if first[3].shape[1]:  # noise
         e = noise.to(work)  # (B, n_4, D)

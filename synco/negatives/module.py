@@ -155,6 +155,7 @@ class SyntheticNegatives(torch.nn.Module):
         generator: torch.Generator | None = None,
         queue_logits: torch.Tensor | None = None,
         exclude: torch.Tensor | None = None,
+        hardest: torch.Tensor | None = None,
     ) -> SyntheticSample:
         """Draw the synthetic negatives of a batch.
 
@@ -165,11 +166,13 @@ class SyntheticNegatives(torch.nn.Module):
             queue_logits: optional precomputed ``query @ queue.T`` (B, K), unmasked (``exclude``
                 does the masking); computed here when None.
             exclude: optional (B, K) bool, queue rows never to select (same-image keys).
+            hardest: optional (B, N) precomputed ``select_hardest`` rows (for example from
+                ``queue_logits_and_hardest``); selection is skipped when given.
 
         Returns:
             :class:`SyntheticSample` with S = sum of the counts.
         """
-        draws = self._draw(query, queue, generator, queue_logits, exclude)
+        draws = self._draw(query, queue, generator, queue_logits, exclude, hardest)
         q = query.detach()
         n = queue.detach()
         pieces = []
@@ -212,6 +215,7 @@ class SyntheticNegatives(torch.nn.Module):
         generator: torch.Generator | None = None,
         queue_logits: torch.Tensor | None = None,
         exclude: torch.Tensor | None = None,
+        hardest: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Un-tempered logits ``q.s`` of the synthetic negatives, (B, S).
 
@@ -220,11 +224,11 @@ class SyntheticNegatives(torch.nn.Module):
         vectors are detached). Arguments as :meth:`sample`.
         """
         if self.logits_path == "vectors":
-            sample = self.sample(query, queue, generator, queue_logits, exclude)
+            sample = self.sample(query, queue, generator, queue_logits, exclude, hardest)
             return torch.einsum("bd,bsd->bs", query, sample.vectors.to(query.dtype))  # (B, S)
         if queue_logits is None:
             queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
-        draws = self._draw(query, queue, generator, queue_logits, exclude)
+        draws = self._draw(query, queue, generator, queue_logits, exclude, hardest)
         return synthetic_logits_from_dots(
             query, queue, queue_logits, draws.first, draws.second, draws.coef, draws.noise,
             self.extrapolation, self.delta, self.eta,
@@ -238,6 +242,7 @@ class SyntheticNegatives(torch.nn.Module):
         generator: torch.Generator | None,
         queue_logits: torch.Tensor | None,
         exclude: torch.Tensor | None,
+        hardest: torch.Tensor | None = None,
     ) -> _Draws:
         if query.dim() != 2 or queue.dim() != 2 or query.shape[1] != queue.shape[1]:
             raise ValueError(
@@ -252,6 +257,12 @@ class SyntheticNegatives(torch.nn.Module):
         device = query.device
         if self.num_synthetic == 0:
             hard = torch.zeros(batch, 0, dtype=torch.long, device=device)  # (B, 0)
+        elif hardest is not None:
+            if hardest.shape != (batch, self.num_hard):
+                raise ValueError(
+                    f"hardest must be (B, N) = {(batch, self.num_hard)}, got {tuple(hardest.shape)}"
+                )
+            hard = hardest
         else:
             if queue_logits is None:
                 queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)

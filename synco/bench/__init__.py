@@ -1,0 +1,1 @@
+"""Benchmarks behind ``synco bench``: every figure is measured side by side in one process."""

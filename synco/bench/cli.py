@@ -1,0 +1,73 @@
+"""``synco bench heads|steps``: print the benchmark tables (figures measured in this one run)."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+
+
+def _machine(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def _print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """columns: (key, header, format spec)."""
+    widths = [max(len(header), 12) for _, header, _ in columns]
+    widths[0] = max(widths[0], *(len(str(r[columns[0][0]])) for r in rows))
+    print("  ".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, ((_, h, _), w) in enumerate(zip(columns, widths))))
+    for row in rows:
+        cells = []
+        for i, ((key, _, spec), w) in enumerate(zip(columns, widths)):
+            cells.append(f"{row[key]:<{w}}" if i == 0 else f"{row[key]:>{w}{spec}}")
+        print("  ".join(cells))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark negative heads and training steps (medians, ratios, peak memory)")
+    what = p.add_subparsers(dest="bench", required=True)
+    h = what.add_parser("heads", help="queue logits + selection + synthesis + loss + backward at the paper's setting")
+    h.add_argument("--batch", type=int, default=256)
+    h.add_argument("--queue", type=int, default=65536)
+    h.add_argument("--dim", type=int, default=128)
+    h.add_argument("--num-hard", type=int, default=1024)
+    h.add_argument("--counts", type=int, nargs=6, default=[256, 256, 256, 64, 64, 64], metavar="N_t")
+    h.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    h.add_argument("--device", default="cpu")
+    h.add_argument("--repeats", type=int, default=7)
+    s = what.add_parser("steps", help="training steps of MoCo-v2 / MoCHI / SynCo and the input pipeline")
+    s.add_argument("--recipes", default="configs/pretrain/cifar10",
+                   help="directory with moco_v2.yaml, mochi.yaml and synco.yaml")
+    s.add_argument("--repeats", type=int, default=7)
+    s.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the recipe")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench == "heads":
+        from synco.bench.heads import HeadSetting, run_heads
+
+        setting = HeadSetting(args.batch, args.queue, args.dim, args.num_hard, tuple(args.counts),
+                              dtype=args.dtype, device=args.device, repeats=args.repeats)
+        rows = run_heads(setting)
+        print(f"negative head, forward + backward: B={setting.batch} K={setting.queue} D={setting.dim} "
+              f"N={setting.num_hard} counts={setting.counts} {setting.dtype}; {_machine(setting.device)}; "
+              f"medians of {setting.repeats}, measured in alternation")
+        _print_table(rows, [("head", "head", ""), ("synthetic", "S", "d"), ("ms", "ms", ".1f"),
+                            ("time_ratio", "/ MoCo-v2", ".2f"), ("peak_mib", "peak MiB", ".1f"),
+                            ("memory_ratio", "/ MoCo-v2", ".2f")])
+        return 0
+    from synco.bench.steps import run_steps
+
+    result = run_steps(args.recipes, args.repeats, args.overrides)
+    print(f"training step: {result['setting']}; {_machine('cpu')}; medians of {args.repeats}, in alternation")
+    _print_table(result["steps"], [("step", "step", ""), ("ms", "ms", ".1f"), ("images_per_s", "images/s", ".0f"),
+                                   ("time_ratio", "/ MoCo-v2", ".3f"), ("peak_mib", "peak MiB", ".1f"),
+                                   ("memory_ratio", "/ MoCo-v2", ".2f")])
+    print()
+    _print_table(result["pipeline"], [("pipeline", "input pipeline", ""), ("ms", "ms", ".1f"),
+                                      ("images_per_s", "images/s", ".0f"),
+                                      ("speed_vs_synco_step", "x SynCo step", ".2f")])
+    return 0

@@ -1,0 +1,85 @@
+"""The negative head alone at the paper's setting: MoCo-v2 against MoCHI and SynCo.
+
+Head = what ``MoCo.loss`` does plus its backward: queue logits ``q @ queue.T`` (B, K), for MoCHI and
+SynCo the top-N selection and the synthetic logits (B, S), the InfoNCE loss, and the backward into
+the query. The encoders are left out (identity), so the figures isolate the cost of the negatives.
+Every method runs the same ``MoCo.loss`` code; only the negative generator differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synco.bench.measure import median_ms, peak_mib
+from synco.methods.moco import Encoder, MoCo
+from synco.negatives import SyntheticNegatives, mochi
+
+
+@dataclass
+class HeadSetting:
+    """Sizes of the head benchmark; the defaults are the paper's ImageNet setting."""
+
+    batch: int = 256
+    queue: int = 65536
+    dim: int = 128
+    num_hard: int = 1024
+    counts: tuple[int, ...] = (256, 256, 256, 64, 64, 64)
+    temperature: float = 0.2
+    dtype: str = "float32"
+    device: str = "cpu"
+    repeats: int = 7
+
+
+def _negatives(setting: HeadSetting) -> dict[str, SyntheticNegatives | None]:
+    names = ("num_interpolate", "num_extrapolate", "num_mixup", "num_noise", "num_perturb", "num_adversarial")
+    synco = dict(zip(names, setting.counts))
+    return {
+        "MoCo-v2": None,
+        f"MoCHI({setting.num_hard}, {setting.counts[2]}, {setting.counts[0]})": mochi(
+            setting.num_hard, setting.counts[2], setting.counts[0]
+        ),
+        "SynCo": SyntheticNegatives(num_hard=setting.num_hard, **synco),
+        "SynCo, vector path": SyntheticNegatives(num_hard=setting.num_hard, **synco, logits_path="vectors"),
+    }
+
+
+def run_heads(setting: HeadSetting) -> list[dict]:
+    """Median time (forward + backward) and peak memory of each head; one row per method."""
+    device, dtype = torch.device(setting.device), getattr(torch, setting.dtype)
+    g = torch.Generator().manual_seed(0)
+    query0 = F.normalize(torch.randn(setting.batch, setting.dim, generator=g), dim=1).to(device, dtype)
+    key = F.normalize(torch.randn(setting.batch, setting.dim, generator=g), dim=1).to(device, dtype)
+    queue_generator = torch.Generator().manual_seed(1)
+    fns, methods = {}, {}
+    for name, negatives in _negatives(setting).items():
+        method = MoCo(
+            Encoder(nn.Identity(), nn.Identity()), setting.dim, setting.queue, temperature=setting.temperature,
+            negatives=negatives, queue_generator=queue_generator,
+        ).to(device)
+        method.queue.keys = method.queue.keys.to(dtype)
+        synthesis = torch.Generator(device=device).manual_seed(2)
+
+        def head(method=method, synthesis=synthesis):
+            query = query0.clone().requires_grad_(True)
+            method.loss(query, key, None, True, synthesis)["loss"].backward()
+
+        fns[name], methods[name] = head, method
+    times = median_ms(fns, setting.repeats, device)
+    rows = []
+    for name, fn in fns.items():
+        negatives = methods[name].negatives
+        rows.append({
+            "head": name,
+            "synthetic": negatives.num_synthetic if negatives is not None else 0,
+            "ms": times[name],
+            "peak_mib": peak_mib(fn, device),
+        })
+    base = rows[0]
+    for row in rows:
+        row["time_ratio"] = row["ms"] / base["ms"]
+        row["memory_ratio"] = row["peak_mib"] / base["peak_mib"]
+    return rows

@@ -1,0 +1,35 @@
+"""The benchmark helpers measure what they claim (no timing assertions: speed lives in the benchmark)."""
+
+import torch
+
+from synco.bench.heads import HeadSetting, run_heads
+from synco.bench.measure import median_ms, peak_mib
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+    def allocate():
+        x = torch.ones(1024, 1024)  # 4 MiB, freed on return
+        return float(x.sum())
+
+    assert 3.9 < peak_mib(allocate, torch.device("cpu")) < 8
+
+
+def test_median_ms_runs_each_function_and_reports_all():
+    calls = {"a": 0, "b": 0}
+
+    def bump(name):
+        calls[name] += 1
+
+    times = median_ms({"a": lambda: bump("a"), "b": lambda: bump("b")}, repeats=3, device=torch.device("cpu"), warmup=1)
+    assert set(times) == {"a", "b"} and calls == {"a": 4, "b": 4}
+    assert all(t >= 0 for t in times.values())
+
+
+def test_heads_benchmark_rows_at_a_tiny_setting():
+    rows = run_heads(HeadSetting(batch=32, queue=1024, dim=64, num_hard=16, counts=(8, 8, 8, 4, 4, 4), repeats=1))
+    names = [r["head"] for r in rows]
+    assert names[0] == "MoCo-v2" and names[2] == "SynCo" and "vector path" in names[3]
+    assert rows[0]["time_ratio"] == 1.0 and rows[0]["memory_ratio"] == 1.0
+    assert [r["synthetic"] for r in rows] == [0, 16, 36, 36]
+    # The vector path materialises (B, S, D) synthetic vectors; the dot path does not.
+    assert rows[3]["peak_mib"] > rows[2]["peak_mib"]
