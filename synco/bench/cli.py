@@ -28,6 +28,8 @@ def _print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark negative heads and training steps (medians, ratios, peak memory)")
+    p.add_argument("--malloc-defaults", action="store_true",
+                   help="keep glibc's malloc defaults (by default freed large blocks are reused, as in training)")
     what = p.add_subparsers(dest="bench", required=True)
     h = what.add_parser("heads", help="queue logits + selection + synthesis + loss + backward at the paper's setting")
     h.add_argument("--batch", type=int, default=256)
@@ -46,6 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from synco.engine.cpu_memory import keep_freed_cpu_memory
+
+    reuse = not args.malloc_defaults and keep_freed_cpu_memory()
+    malloc = "malloc reuses freed blocks" if reuse else "malloc defaults"
     if args.bench == "heads":
         from synco.bench.heads import HeadSetting, run_heads
 
@@ -53,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
                               dtype=args.dtype, device=args.device, repeats=args.repeats)
         rows = run_heads(setting)
         print(f"negative head, forward + backward: B={setting.batch} K={setting.queue} D={setting.dim} "
-              f"N={setting.num_hard} counts={setting.counts} {setting.dtype}; {_machine(setting.device)}; "
-              f"medians of {setting.repeats}, measured in alternation")
+              f"N={setting.num_hard} counts={setting.counts} {setting.dtype}; {_machine(setting.device)}, {malloc}; "
+              f"medians of {setting.repeats} rounds in alternation; ratios: median of per-round ratios")
         _print_table(rows, [("head", "head", ""), ("synthetic", "S", "d"), ("ms", "ms", ".1f"),
                             ("time_ratio", "/ MoCo-v2", ".2f"), ("peak_mib", "peak MiB", ".1f"),
                             ("memory_ratio", "/ MoCo-v2", ".2f")])
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from synco.bench.steps import run_steps
 
     result = run_steps(args.recipes, args.repeats, args.overrides)
-    print(f"training step: {result['setting']}; {_machine('cpu')}; medians of {args.repeats}, in alternation")
+    print(f"training step: {result['setting']}; {_machine('cpu')}, {malloc}; medians of {args.repeats} rounds in alternation; ratios: median of per-round ratios")
     _print_table(result["steps"], [("step", "step", ""), ("ms", "ms", ".1f"), ("images_per_s", "images/s", ".0f"),
                                    ("time_ratio", "/ MoCo-v2", ".3f"), ("peak_mib", "peak MiB", ".1f"),
                                    ("memory_ratio", "/ MoCo-v2", ".2f")])

@@ -8,13 +8,14 @@ Every method runs the same ``MoCo.loss`` code; only the negative generator diffe
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synco.bench.measure import median_ms, peak_mib
+from synco.bench.measure import median_ratios, peak_mib, timed_rounds
 from synco.methods.moco import Encoder, MoCo
 from synco.negatives import SyntheticNegatives, mochi
 
@@ -48,7 +49,7 @@ def _negatives(setting: HeadSetting) -> dict[str, SyntheticNegatives | None]:
 
 
 def run_heads(setting: HeadSetting) -> list[dict]:
-    """Median time (forward + backward) and peak memory of each head; one row per method."""
+    """Median time (forward + backward), median paired ratio to MoCo-v2 and peak memory; a row per head."""
     device, dtype = torch.device(setting.device), getattr(torch, setting.dtype)
     g = torch.Generator().manual_seed(0)
     query0 = F.normalize(torch.randn(setting.batch, setting.dim, generator=g), dim=1).to(device, dtype)
@@ -68,18 +69,18 @@ def run_heads(setting: HeadSetting) -> list[dict]:
             method.loss(query, key, None, True, synthesis)["loss"].backward()
 
         fns[name], methods[name] = head, method
-    times = median_ms(fns, setting.repeats, device)
+    times = timed_rounds(fns, setting.repeats, device)
+    ratios = median_ratios(times, "MoCo-v2")
     rows = []
     for name, fn in fns.items():
         negatives = methods[name].negatives
         rows.append({
             "head": name,
             "synthetic": negatives.num_synthetic if negatives is not None else 0,
-            "ms": times[name],
+            "ms": statistics.median(times[name]),
+            "time_ratio": ratios[name],
             "peak_mib": peak_mib(fn, device),
         })
-    base = rows[0]
     for row in rows:
-        row["time_ratio"] = row["ms"] / base["ms"]
-        row["memory_ratio"] = row["peak_mib"] / base["peak_mib"]
+        row["memory_ratio"] = row["peak_mib"] / rows[0]["peak_mib"]
     return rows

@@ -21,10 +21,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_ms(
+def timed_rounds(
     fns: dict[str, Callable[[], object]], repeats: int, device: torch.device, warmup: int = 2
-) -> dict[str, float]:
-    """Median wall time in milliseconds of each function, measured in alternation."""
+) -> dict[str, list[float]]:
+    """Wall times in milliseconds of each function, ``repeats`` rounds measured in alternation."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -36,7 +36,25 @@ def median_ms(
             fn()
             _sync(device)
             times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def median_ms(
+    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device, warmup: int = 2
+) -> dict[str, float]:
+    """Median wall time in milliseconds of each function, measured in alternation."""
+    return {name: statistics.median(t) for name, t in timed_rounds(fns, repeats, device, warmup).items()}
+
+
+def median_ratios(times: dict[str, list[float]], base: str) -> dict[str, float]:
+    """Median over rounds of ``time[name] / time[base]`` within the same round.
+
+    Pairing the measurements of one round cancels slow drifts of the machine that medians of each
+    candidate taken separately would turn into ratio noise.
+    """
+    return {
+        name: statistics.median(t / b for t, b in zip(values, times[base])) for name, values in times.items()
+    }
 
 
 def peak_mib(fn: Callable[[], object], device: torch.device) -> float:

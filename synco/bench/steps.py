@@ -10,11 +10,12 @@ Measures side by side, on real images of the recipe's dataset:
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import torch
 
-from synco.bench.measure import median_ms, peak_mib
+from synco.bench.measure import median_ms, median_ratios, peak_mib, timed_rounds
 from synco.data.batch_augment import BatchAugment
 from synco.data.datasets import load_dataset
 from synco.data.loaders import channel_stats
@@ -60,12 +61,13 @@ def run_steps(recipes: str, repeats: int = 7, overrides: list[str] | None = None
             method.queue.enqueue(out["key"], index)
 
         step_fns[label] = step
-    step_ms = median_ms(step_fns, repeats, device)
+    step_times = timed_rounds(step_fns, repeats, device)
+    step_ms = {label: statistics.median(t) for label, t in step_times.items()}
+    ratios = median_ratios(step_times, "MoCo-v2")
     for label, fn in step_fns.items():
         memory[label] = peak_mib(fn, device)
-    base = step_ms["MoCo-v2"]
     steps = [
-        {"step": label, "ms": ms, "images_per_s": batch / ms * 1e3, "time_ratio": ms / base,
+        {"step": label, "ms": ms, "images_per_s": batch / ms * 1e3, "time_ratio": ratios[label],
          "peak_mib": memory[label], "memory_ratio": memory[label] / memory["MoCo-v2"]}
         for label, ms in step_ms.items()
     ]

@@ -102,6 +102,8 @@ class TrainerConfig:
     devices: Any = 1
     precision: str = "32-true"
     strategy: str = "auto"
+    # glibc only: reuse freed large CPU blocks instead of page-faulting them anew (engine/cpu_memory.py)
+    reuse_cpu_memory: bool = True
 
 
 @dataclass

@@ -22,6 +22,7 @@ from synco.data.batch_augment import BatchAugment
 from synco.data.loaders import channel_stats
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
+from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.evaluate import feature_model, knn_evaluate
 from synco.engine.inputs import load_splits, views_iterator
 from synco.engine.metrics import MetricsWriter, truncate_metrics
@@ -53,6 +54,8 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         NonFiniteLossError: the loss became NaN or infinite.
     """
     run_dir = Path(cfg.run_dir)
+    if cfg.trainer.reuse_cpu_memory:
+        keep_freed_cpu_memory()
     fabric = Fabric(
         accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         precision=cfg.trainer.precision, strategy=cfg.trainer.strategy,

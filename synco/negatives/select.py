@@ -63,22 +63,21 @@ def select_hardest(queue_logits: torch.Tensor, num_hard: int) -> torch.Tensor:
     threshold = torch.topk(sub, kth, dim=1, sorted=False).values.amin(dim=1, keepdim=True)  # (B, 1)
     rows, cols = (logits >= threshold).nonzero(as_tuple=True)  # (M,), (M,) row-major: grouped by row
     counts = torch.bincount(rows, minlength=batch)  # (B,) candidates per row
-    usable = (counts >= num_hard) & (counts <= _MAX_CANDIDATES_PER_HARD * num_hard)  # (B,)
-    all_usable = bool(usable.all())
-    if not all_usable:
-        keep = usable[rows]
-        rows, cols = rows[keep], cols[keep]
-        counts = counts * usable
-    width = max(int(counts.max()), num_hard)
-    slot = torch.arange(rows.numel(), device=rows.device) - (counts.cumsum(0) - counts)[rows]  # (M,)
+    width = min(max(int(counts.max()), num_hard), _MAX_CANDIDATES_PER_HARD * num_hard)
+    # Slot of each candidate within its row; rows with more than `width` candidates pile their excess
+    # into the last slot and are recomputed below, like rows with fewer than N.
+    offsets = counts.cumsum(0) - counts  # (B,) first candidate of each row
+    slot = (torch.arange(rows.numel(), device=rows.device) - offsets.index_select(0, rows)).clamp_(max=width - 1)
     flat = rows * width + slot  # (M,) position in the (B, width) candidate matrix
+    source = rows * size + cols  # (M,) position in the flattened logits
     # Padding is -inf, below even a masked logit (finfo.min), so it is never picked before a real row.
-    cand_values = logits.new_full((batch * width,), float("-inf")).index_put_((flat,), logits.view(-1)[rows * size + cols])
+    cand_values = logits.new_full((batch * width,), float("-inf"))
+    cand_values.index_put_((flat,), logits.reshape(-1).index_select(0, source))
     cand_rows = torch.full((batch * width,), -1, dtype=torch.long, device=logits.device)
     cand_rows.index_put_((flat,), cols)
     top = torch.topk(cand_values.view(batch, width), num_hard, dim=1, sorted=True).indices  # (B, N)
     hard = torch.gather(cand_rows.view(batch, width), 1, top)  # (B, N)
-    if not all_usable:
-        redo = ~usable
-        hard[redo] = torch.topk(logits[redo], num_hard, dim=1, sorted=True).indices
+    redo = ((counts < num_hard) | (counts > width)).nonzero().squeeze(1)  # rows the threshold failed
+    if redo.numel():
+        hard[redo] = torch.topk(logits.index_select(0, redo), num_hard, dim=1, sorted=True).indices
     return hard
