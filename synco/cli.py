@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as err:
         print(f"synco: training stopped: {err}", file=sys.stderr)
         return 3
+    from synco.distributed import rank
+
+    if rank() != 0:  # every process returns here; one report is enough
+        return 0
     if record.get("finished"):
         print(f"\nkNN on {cfg.data.dataset} test set (k={cfg.eval.knn_k}, t={cfg.eval.knn_temperature}, "
               f"{cfg.eval.feature} features, cosine), run directory {cfg.run_dir}:")

@@ -75,3 +75,16 @@ def test_malformed_recipe_files(tmp_path, text, message):
     recipe.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(recipe)
+
+
+def test_global_batch_must_split_evenly_over_processes():
+    with pytest.raises(ConfigError, match="multiple of the 3 processes"):
+        load_config(None, ["train.batch_size=256", "trainer.devices=3"])
+    with pytest.raises(ConfigError, match="per-process batch 48 must be a multiple of model.bn_splits=32"):
+        load_config(None, ["train.batch_size=96", "trainer.devices=2", "model.bn_splits=32"])
+    load_config(None, ["train.batch_size=256", "trainer.devices=4", "model.bn_splits=8"])
+
+
+def test_sync_batchnorm_excludes_split_batchnorm():
+    with pytest.raises(ConfigError, match="model.sync_batchnorm=true and model.bn_splits=8"):
+        load_config(None, ["model.sync_batchnorm=true", "model.bn_splits=8"])

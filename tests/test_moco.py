@@ -127,3 +127,20 @@ def test_shuffled_keys_come_back_in_batch_order():
     plain = m.encode_keys(x)
     m.shuffle_keys = True
     torch.testing.assert_close(m.encode_keys(x, torch.Generator().manual_seed(1)), plain)
+
+
+def test_head_runs_in_float32_under_bf16_autocast():
+    from synco.methods.moco import Encoder, MoCo
+    from synco.negatives import SyntheticNegatives
+
+    torch.manual_seed(0)
+    method = MoCo(Encoder(torch.nn.Identity(), torch.nn.Identity()), 8, queue_size=64,
+                  negatives=SyntheticNegatives(num_hard=8, num_interpolate=2, num_extrapolate=2, num_mixup=2,
+                                               num_noise=2, num_perturb=2, num_adversarial=2))
+    query = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).to(torch.bfloat16).requires_grad_(True)
+    key = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method.loss(query, key, generator=torch.Generator().manual_seed(0))
+    assert out["queue_logits"].dtype == out["synthetic_logits"].dtype == out["loss"].dtype == torch.float32
+    out["loss"].backward()
+    assert query.grad.dtype == torch.bfloat16 and torch.isfinite(query.grad.float()).all()

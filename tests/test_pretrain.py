@@ -182,3 +182,14 @@ def test_image_size_mismatch_is_reported_before_training(tmp_path):
     with pytest.raises(ValueError, match="data.image_size=32"):
         pretrain(tiny(tmp_path, "data.image_size=32"))
     assert not checkpoint_path(tmp_path).exists()
+
+
+def test_bf16_mixed_precision_trains_with_finite_losses_and_a_float32_head(tmp_path):
+    full = pretrain(tiny(tmp_path / "fp32", "train.epochs=2", "eval.baselines=false"))
+    mixed = pretrain(tiny(tmp_path / "bf16", "train.epochs=2", "eval.baselines=false", "trainer.precision=bf16-mixed"))
+    losses = {name: [r["train/loss"] for r in read_metrics(tmp_path / name / "metrics.jsonl") if "train/loss" in r]
+              for name in ("fp32", "bf16")}
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in losses.values())
+    assert losses["fp32"] != losses["bf16"]  # autocast really ran the encoders in bf16
+    assert abs(losses["fp32"][-1] - losses["bf16"][-1]) < 0.5  # ... and training went the same way
+    assert mixed["finished"] and full["finished"]

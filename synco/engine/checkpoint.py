@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-FORMAT = "synco-checkpoint-v1"
+FORMAT = "synco-checkpoint-v2"  # v2: RNG states of every rank
 
 
 class CheckpointError(RuntimeError):

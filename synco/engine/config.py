@@ -50,7 +50,8 @@ class ModelConfig:
     embedding_dim: int = 128
     mlp: bool = True  # MoCo-v2's MLP head (False: MoCo-v1's linear head)
     bn_splits: int = 1  # split batch norm groups; with shuffle_keys, MoCo's shuffle-BN on one process
-    shuffle_keys: bool = True
+    shuffle_keys: bool = True  # several processes: MoCo's shuffle-BN across ranks (docs/distributed.md)
+    sync_batchnorm: bool = False  # several processes: SyncBatchNorm in both encoders instead of shuffle-BN
 
 
 @dataclass
@@ -99,9 +100,10 @@ class TrainConfig:
 @dataclass
 class TrainerConfig:
     accelerator: str = "auto"
-    devices: Any = 1
-    precision: str = "32-true"
-    strategy: str = "auto"
+    devices: Any = 1  # per node; train.batch_size is the global batch, split evenly over all processes
+    num_nodes: int = 1
+    precision: str = "32-true"  # Lightning's values: 32-true, bf16-mixed, 16-mixed (GPU), ...
+    strategy: str = "auto"  # auto/ddp: DDP without buffer broadcasts (queues agree by construction)
     # glibc only: reuse freed large CPU blocks instead of page-faulting them anew (engine/cpu_memory.py)
     reuse_cpu_memory: bool = True
 
@@ -159,7 +161,7 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "method.negatives.extrapolation", EXTRAPOLATION_MODES)
     _choice(cfg, "train.schedule", SCHEDULES)
     _choice(cfg, "eval.feature", FEATURES)
-    for key in ("data.image_size", "model.embedding_dim", "model.bn_splits", "method.queue_size",
+    for key in ("data.image_size", "model.embedding_dim", "model.bn_splits", "method.queue_size", "trainer.num_nodes",
                 "train.batch_size", "train.log_every", "eval.knn_k", "eval.batch_size"):
         _at_least(cfg, key, 1)
     for key in ("data.subset", "eval.train_subset", "eval.test_subset", "eval.every_epochs", "train.stop_after"):
@@ -202,6 +204,26 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} must be a multiple of model.bn_splits={cfg.model.bn_splits}"
         )
+    if cfg.model.sync_batchnorm and cfg.model.bn_splits > 1:
+        raise ConfigError(
+            f"model.sync_batchnorm=true and model.bn_splits={cfg.model.bn_splits} exclude each other: "
+            "synchronised batch norm normalises over the whole global batch; set model.bn_splits=1"
+        )
+    devices = cfg.trainer.devices
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        processes = devices * cfg.trainer.num_nodes
+        if devices < 1:
+            raise ConfigError(f"trainer.devices={devices} must be at least 1")
+        if cfg.train.batch_size % processes != 0:
+            raise ConfigError(
+                f"train.batch_size={cfg.train.batch_size} (the global batch) must be a multiple of the "
+                f"{processes} processes (trainer.devices x trainer.num_nodes)"
+            )
+        if cfg.model.bn_splits > 1 and (cfg.train.batch_size // processes) % cfg.model.bn_splits != 0:
+            raise ConfigError(
+                f"the per-process batch {cfg.train.batch_size // processes} must be a multiple of "
+                f"model.bn_splits={cfg.model.bn_splits}"
+            )
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> DictConfig:

@@ -5,7 +5,8 @@ above 32 MiB (its largest mmap threshold) with ``mmap`` and gives them back with
 so every (B, K) tensor of a MoCo head - 64 MiB at B = 256, K = 65536 - is page-faulted and zeroed by
 the kernel again on every step. ``mallopt`` can turn that off for the running process: no mmap for
 large blocks, and no trimming of the heap top, so freed memory is reused. The price is that the
-process keeps its peak memory (as CUDA's caching allocator does). Measured with ``synco bench heads``
+process keeps its peak memory (as CUDA's caching allocator does); a kernel that reclaims idle pages
+(DAMON on this machine) may still take some back, which costs page faults again but nothing else. Measured with ``synco bench heads``
 (docs/performance.md): the MoCo-v2 head at the paper's setting takes about a third of the time.
 """
 

@@ -34,12 +34,23 @@ def load_splits(cfg: DictConfig) -> tuple[ImageData, ImageData, ImageData]:
     return train, bank, test.head(cfg.eval.test_subset)
 
 
-def views_iterator(cfg, data, order, batch_size, augment, generator, device):
-    """Yield (view_q, view_k, image_index) batches in ``order``; the ragged tail is dropped as in MoCo."""
+def views_iterator(cfg, data, order, batch_size, augment, generator, device, rank=0, world=1):
+    """Yield this rank's (view_q, view_k, image_index) batches in ``order``.
+
+    ``batch_size`` is the global batch B; step s covers ``order[s B:(s + 1) B]`` and rank r takes the
+    r-th of its W equal slices, so W processes see together exactly what one process would. The
+    ragged tail of the epoch is dropped, as in MoCo.
+    """
     steps = len(order) // batch_size
+    local = batch_size // world
+
+    def rank_slice(step: int) -> torch.Tensor:
+        start = step * batch_size + rank * local
+        return order[start : start + local]  # (b,)
+
     if cfg.data.augment_on == "batch":
         for step in range(steps):
-            index = order[step * batch_size : (step + 1) * batch_size]  # (B,)
+            index = rank_slice(step)  # (b,)
             images = data.images[index].to(device, non_blocking=True)  # (B, C, H, W) uint8
             yield augment(images, generator), augment(images, generator), index.to(device)
         return
@@ -47,7 +58,7 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device):
         cfg.data.augmentation, cfg.data.image_size, data.images.shape[1], augment.mean.flatten().tolist(),
         augment.std.flatten().tolist(), cfg.data.crop_min_scale,
     )
-    batches = [order[s * batch_size : (s + 1) * batch_size].tolist() for s in range(steps)]
+    batches = [rank_slice(s).tolist() for s in range(steps)]
     loader = torch.utils.data.DataLoader(
         ViewsDataset(data, TwoViews(transform)), batch_sampler=batches, num_workers=cfg.data.num_workers,
         pin_memory=str(device).startswith("cuda"), persistent_workers=False,

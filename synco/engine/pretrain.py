@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.fabric import Fabric
 from omegaconf import DictConfig
 from tqdm import tqdm
 
@@ -23,9 +22,12 @@ from synco.data.loaders import channel_stats
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
 from synco.engine.cpu_memory import keep_freed_cpu_memory
-from synco.engine.evaluate import feature_model, knn_evaluate
+from synco.engine.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
 from synco.engine.inputs import load_splits, views_iterator
+from synco.engine.launch import build_fabric
 from synco.engine.metrics import MetricsWriter, truncate_metrics
+from synco.engine.rng import RunGenerators
+from synco.engine.step import train_step
 from synco.methods.build import build_method
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ def checkpoint_path(run_dir: str | Path) -> Path:
 def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     """Pretrain MoCo-v2 / MoCHI / SynCo as configured; returns the final metrics record.
 
+    Runs unchanged on one process or on many (every process executes this function; rank 0 writes).
+
     Raises:
         CheckpointError: ``resume`` without a readable checkpoint in ``run_dir``.
         NonFiniteLossError: the loss became NaN or infinite.
@@ -56,32 +60,32 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     run_dir = Path(cfg.run_dir)
     if cfg.trainer.reuse_cpu_memory:
         keep_freed_cpu_memory()
-    fabric = Fabric(
-        accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
-        precision=cfg.trainer.precision, strategy=cfg.trainer.strategy,
-    )
-    fabric.launch()
-    if fabric.world_size > 1:
-        # Not yet: keys must be gathered across ranks before enqueue, data sharded, shuffle-BN made
-        # cross-rank. Refuse rather than train each rank on duplicated data with diverging queues.
-        raise ValueError(
-            f"trainer.devices={cfg.trainer.devices} asks for {fabric.world_size} processes; multi-process "
-            "training is not implemented yet, use trainer.devices=1"
-        )
-    device = fabric.device
+    fabric = build_fabric(cfg)
+    device, world = fabric.device, fabric.world_size
     seed = cfg.train.seed
+    batch_size = cfg.train.batch_size  # global
+    if batch_size % world != 0:
+        raise ValueError(f"train.batch_size={batch_size} (the global batch) must be a multiple of the {world} processes")
+    if cfg.model.sync_batchnorm and world > 1 and device.type == "cpu":
+        raise ValueError(
+            "model.sync_batchnorm=true needs GPUs (PyTorch's SyncBatchNorm does not run on the CPU); "
+            "on CPUs keep model.shuffle_keys=true, MoCo's shuffle-BN across processes"
+        )
 
-    # Everything that can fail fast does so before training starts.
+    # Everything that can fail fast does so before training starts, and before rank 0 writes anything.
     if not resume and (checkpoint_path(run_dir).exists() or (run_dir / "metrics.jsonl").exists()):
         raise ValueError(
             f"run_dir {run_dir} already holds a run; pass --resume to continue it or choose another run_dir"
         )
     state = load_checkpoint(checkpoint_path(run_dir)) if resume else None
     train, bank, test = load_splits(cfg)
+    fabric.barrier()
     mean, std = channel_stats(train.images)
     channels = train.images.shape[1]
 
     method = build_method(cfg, channels, len(train), seed)
+    if cfg.model.sync_batchnorm and world > 1:
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     optimizer = torch.optim.SGD(
         method.encoder_q.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
         weight_decay=cfg.train.weight_decay,
@@ -90,22 +94,19 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda e: lr_factor(e, epochs, cfg.train.schedule)
     )
-    generator = torch.Generator(device=device).manual_seed(seed + 2)  # augmentation, key shuffle, synthesis
-    data_generator = torch.Generator().manual_seed(seed + 3)  # epoch orders
+    generators = RunGenerators(seed, device)
     start_epoch, global_step = 0, 0
     if state is not None:
         try:
             method.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            generators.restore(state["rng"])
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(
-                f"checkpoint {checkpoint_path(run_dir)} does not match this configuration: {str(err).splitlines()[0]}"
+                f"checkpoint {checkpoint_path(run_dir)} does not match this run: {str(err).splitlines()[0]}"
             ) from None
         start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        generator.set_state(state["rng"]["generator"])
-        data_generator.set_state(state["rng"]["data"])
         log.info("resumed from %s at epoch %d", checkpoint_path(run_dir), start_epoch)
 
     metrics = MetricsWriter(run_dir / "metrics.jsonl", enabled=fabric.is_global_zero)
@@ -133,10 +134,10 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
         blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
     ).to(device)
-    batch_size = cfg.train.batch_size
     warmup = cfg.method.negatives.warmup_epochs
 
     def knn_record() -> dict:
+        sync_batchnorm_statistics(method.encoder_q)  # every rank evaluates rank 0's encoder
         result = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
         return {"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"], "eval/knn_k": cfg.eval.knn_k,
                 "eval/knn_temperature": cfg.eval.knn_temperature, "eval/knn_feature": cfg.eval.feature,
@@ -146,28 +147,24 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     for epoch in range(start_epoch, last_epoch):
         model.train()
         synthesize = epoch >= warmup
-        order = torch.randperm(len(train), generator=data_generator)  # (N,)
-        steps = len(train) // batch_size
+        order = torch.randperm(len(train), generator=generators.data)  # (N,) the same on every rank
+        steps = len(train) // batch_size  # the ragged tail is dropped, as in MoCo
         started = time.time()
         epoch_lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)
         bar = tqdm(
-            views_iterator(cfg, train, order, batch_size, augment, generator, device), total=steps,
-            desc=f"epoch {epoch + 1}/{epochs}", disable=not (cfg.train.progress and fabric.is_global_zero),
-            leave=False,
+            views_iterator(cfg, train, order, batch_size, augment, generators.local, device, fabric.global_rank, world),
+            total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+            disable=not (cfg.train.progress and fabric.is_global_zero),
         )
         for step, (view_q, view_k, index) in enumerate(bar):
-            out = model.training_step(view_q, view_k, index, synthesize, generator)
-            loss = out["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            optimizer.step()
-            method.momentum_update()
-            method.queue.enqueue(out["key"], index)
-            loss_sum += loss.detach()
+            loss = train_step(fabric, model, method, optimizer, view_q, view_k, index, synthesize,
+                              generators.local, generators.shuffle)
+            loss_sum += loss
             global_step += 1
             if global_step % cfg.train.log_every == 0 or step == steps - 1:
-                value = loss.item()
+                # The mean over ranks: every rank sees the same value, so all stop together on NaN.
+                value = fabric.all_reduce(loss, reduce_op="mean").item()
                 if not math.isfinite(value):
                     raise NonFiniteLossError(
                         f"loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping. The last good "
@@ -176,25 +173,24 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
                 bar.set_postfix(loss=f"{value:.3f}")
                 metrics.write({"epoch": epoch + 1, "step": global_step, "train/loss_step": value})
         scheduler.step()
-        mean_loss = (loss_sum / max(steps, 1)).item()
+        mean_loss = (fabric.all_reduce(loss_sum, reduce_op="mean") / max(steps, 1)).item()
         if not math.isfinite(mean_loss):
             raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {mean_loss}; stopping")
         seconds = time.time() - started
         metrics.write({
             "epoch": epoch + 1, "step": global_step, "train/loss": mean_loss,
-            "train/lr": epoch_lr,
-            "train/synthetic": bool(synthesize), "train/epoch_seconds": seconds,
-            "train/images_per_second": steps * batch_size / max(seconds, 1e-9),
+            "train/lr": epoch_lr, "train/synthetic": bool(synthesize), "train/epoch_seconds": seconds,
+            "train/images_per_second": steps * batch_size / max(seconds, 1e-9), "train/processes": world,
         })
         log.info("epoch %d/%d loss %.4f (%.1f s)", epoch + 1, epochs, mean_loss, seconds)
+        rng = generators.state()  # collective: every rank takes part
         save_checkpoint(fabric, checkpoint_path(run_dir), {
             "model": method.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "epoch": epoch + 1,
             "global_step": global_step,
-            "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state(),
-                    "data": data_generator.get_state()},
+            "rng": rng,
             "config": to_yaml(cfg),
         })
         every = cfg.eval.every_epochs

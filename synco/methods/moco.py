@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synco import distributed
 from synco.functional import info_nce_loss
 from synco.memory import NegativeQueue
 from synco.negatives import SyntheticNegatives, mask_logits
@@ -95,12 +96,33 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Keys (B, D) from the momentum encoder, optionally through a shuffled batch."""
+        """Keys (b, D) of this process's images from the momentum encoder.
+
+        With ``shuffle_keys`` the key encoder sees a permuted batch, so that batch-norm statistics
+        cannot leak which key belongs to which query (MoCo's shuffle-BN). With several processes the
+        permutation runs over the global batch: every rank gathers all images, encodes the share the
+        permutation gives it, and takes back the keys of its own images (MoCo's
+        ``_batch_shuffle_ddp``). The permutation is drawn from ``generator`` on rank 0 and broadcast.
+        """
         if not self.shuffle_keys:
             return self.encoder_k(images)
+        if distributed.is_distributed():
+            return self._encode_keys_shuffled_across_ranks(images, generator)
         perm = torch.randperm(images.shape[0], generator=generator, device=images.device)  # (B,)
         keys = self.encoder_k(images[perm])  # (B, D) in shuffled order
         return keys[torch.argsort(perm)]  # (B, D) back in batch order
+
+    def _encode_keys_shuffled_across_ranks(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        local, world, rank = images.shape[0], distributed.world_size(), distributed.rank()
+        everything = distributed.all_gather_cat(images)  # (W b, C, H, W), rank-major
+        perm = torch.randperm(world * local, generator=generator, device=images.device)  # (W b,)
+        distributed.broadcast_(perm, src=0)  # every rank must use rank 0's permutation
+        mine = perm.view(world, local)[rank]  # (b,) global positions this rank encodes
+        keys = distributed.all_gather_cat(self.encoder_k(everything[mine]))  # (W b, D) in permuted order
+        keys = keys[torch.argsort(perm)]  # (W b, D) in global batch order
+        return keys.view(world, local, -1)[rank]  # (b, D) the keys of this rank's images
 
     def loss(
         self,
@@ -123,9 +145,16 @@ class MoCo(nn.Module):
             dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
             (B, S; S = 0 when nothing is synthesised), both un-tempered.
         """
+        # The head runs in float32 (float64 stays float64) even under autocast: bf16 logits carry
+        # ~3 significant digits, too few for a softmax over K + S negatives at temperature 0.2.
+        dtype = torch.promote_types(query.dtype, torch.float32)
+        with torch.autocast(query.device.type, enabled=False):
+            return self._loss(query.to(dtype), key.to(dtype), image_index, synthesize, generator)
+
+    def _loss(self, query, key, image_index, synthesize, generator) -> dict[str, torch.Tensor]:
         # No snapshot copy: the training loop enqueues only after backward, and autograd's version
         # counter raises if the queue is modified in place before the gradient has used it.
-        queue_keys = self.queue.keys.detach()  # (K, D)
+        queue_keys = self.queue.keys.detach().to(query.dtype)  # (K, D)
         raw_logits = torch.einsum("bd,kd->bk", query, queue_keys)  # (B, K)
         queue_logits, exclude = raw_logits, None
         if self.mask_same_image and image_index is not None:
@@ -146,15 +175,22 @@ class MoCo(nn.Module):
         image_index: torch.Tensor | None = None,
         synthesize: bool = True,
         generator: torch.Generator | None = None,
+        shuffle_generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """Forward both views and compute the loss; the caller then steps the optimizer and calls
-        :meth:`momentum_update` and ``queue.enqueue(out["key"], image_index)``.
+        :meth:`momentum_update` and ``queue.enqueue(keys, image_index)`` with the keys of all ranks
+        (``synco.engine.step.train_step`` does all of it).
+
+        Args:
+            generator: source of the synthesis draws (and of the key shuffle if
+                ``shuffle_generator`` is None).
+            shuffle_generator: source of the key-shuffle permutation.
 
         Returns:
             :meth:`loss`'s dict plus ``query`` (B, D) and ``key`` (B, D).
         """
         query = self.encoder_q(images_q)  # (B, D)
-        key = self.encode_keys(images_k, generator)  # (B, D)
+        key = self.encode_keys(images_k, shuffle_generator if shuffle_generator is not None else generator)
         out = self.loss(query, key, image_index, synthesize, generator)
         out.update(query=query, key=key)
         return out

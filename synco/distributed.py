@@ -1,0 +1,63 @@
+"""The few collective operations MoCo needs, on torch.distributed; identities in a single process.
+
+The process group is created by whoever launched the processes (Lightning Fabric, torchrun, SLURM);
+this module only uses it. Every function works unchanged without one, so the method code has a single
+path for one CPU, one GPU and many.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+@torch.no_grad()
+def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate equally shaped tensors of all ranks along dim 0, in rank order (no gradient).
+
+    (b, ...) on each of W ranks -> (W b, ...) on every rank; the tensor itself with one process.
+    """
+    if not is_distributed():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+@torch.no_grad()
+def all_gather_uneven(tensor: torch.Tensor) -> torch.Tensor:
+    """Like :func:`all_gather_cat` for shards whose first dimensions differ by rank."""
+    if not is_distributed():
+        return tensor
+    size = torch.tensor([tensor.shape[0]], device=tensor.device)
+    sizes = all_gather_cat(size).tolist()
+    padded = tensor.new_zeros((max(sizes), *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    gathered = all_gather_cat(padded)  # (W * max, ...)
+    return torch.cat([gathered[r * max(sizes): r * max(sizes) + n] for r, n in enumerate(sizes)])
+
+
+@torch.no_grad()
+def broadcast_(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """Overwrite ``tensor`` on every rank with rank ``src``'s values (in place); a no-op alone."""
+    if is_distributed():
+        dist.broadcast(tensor, src)
+    return tensor
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
