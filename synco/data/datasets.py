@@ -1,13 +1,15 @@
-"""Labelled image datasets held in memory as uint8 tensors (N, C, H, W).
+"""Labelled image datasets held in memory as uint8 tensors (N, C, H, W), and the dispatcher by name.
 
-Sources:
+Sources held in memory (this file and ``torchvision_formats.py``):
 - Fashion-MNIST: the four IDX ``.gz`` files, from Debian's ``dataset-fashion-mnist`` package
   (``/usr/share/datasets/fashion-mnist``) or torchvision's layout (``ROOT/FashionMNIST/raw``).
 - CIFAR-10: torchvision's layout (``ROOT/cifar-10-batches-py``) or the JPEG archives
   ``train.tar.gz`` / ``test.tar.gz`` (``train/<class>/NNNN.jpg``), decoded once and cached.
 - Any image folder (``ROOT/<class>/<image>``, torchvision's ImageFolder), resized to a fixed size.
+- CIFAR-100 and STL-10 (memory-mapped) in torchvision's formats.
 
-Small data sets fit in memory as uint8, which makes augmentation the only per-step data cost.
+Small data sets fit in memory as uint8, which makes augmentation the only per-step data cost. Large
+ones (ImageNet, ImageNet-100) are listed and read from disk on access (``folders.py``).
 """
 
 from __future__ import annotations
@@ -49,8 +51,18 @@ class ImageData:
     labels: torch.Tensor
     classes: list[str]
 
+    in_memory = True  # as opposed to folders.FolderData, read from disk on access
+
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    def load(self, index: int) -> torch.Tensor:
+        """Image ``index`` as uint8 (C, H, W)."""
+        return self.images[index]
 
     def head(self, count: int | None) -> ImageData:
         """The first ``count`` images (all when None)."""
@@ -207,20 +219,54 @@ def load_image_folder(root: str | None, train: bool, image_size: int) -> ImageDa
     return ImageData(torch.stack(images), torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
 
 
-DATASETS = ("cifar10", "fashion_mnist", "image_folder")
+DATASETS = ("cifar10", "cifar100", "fashion_mnist", "stl10", "image_folder", "imagenet", "imagenet100")
+#: Data sets read from disk on access rather than held in memory.
+STREAMED = ("imagenet", "imagenet100")
 
 
 def load_dataset(
-    name: str, root: str | None, train: bool, cache_dir: str, image_size: int = 32, download: bool = False
-) -> ImageData:
+    name: str,
+    root: str | None,
+    train: bool,
+    cache_dir: str,
+    image_size: int = 32,
+    download: bool = False,
+    pretrain_split: str | None = None,
+    class_list: str | None = None,
+    reference_classes: list[str] | None = None,
+):
     """Load one split of a data set by name (see :data:`DATASETS`).
 
-    ``download`` fetches torchvision's files into ``root`` first (needs internet and a ``root``).
+    Args:
+        train: the training split (else the test/validation split).
+        download: fetch torchvision's files into ``root`` first (needs internet and a ``root``).
+        pretrain_split: for STL-10 with ``train``: ``unlabeled`` or ``train+unlabeled`` (the
+            pretraining images) instead of the labelled ``train``.
+        class_list: for ``imagenet``/``image_folder``-style folders: restrict to the listed classes
+            (``imagenet100`` uses ``configs/data/imagenet100.txt`` when None).
+        reference_classes: the training split's classes, which a validation folder must match.
+
+    Returns:
+        :class:`ImageData` (in memory) or ``folders.FolderData`` (streamed).
     """
     if name == "fashion_mnist":
         return load_fashion_mnist(root, train, download)
     if name == "cifar10":
         return load_cifar10(root, train, cache_dir, download)
+    if name == "cifar100":
+        from synco.data.torchvision_formats import load_cifar100
+
+        return load_cifar100(root, train, download)
+    if name == "stl10":
+        from synco.data.torchvision_formats import load_stl10
+
+        return load_stl10(root, (pretrain_split or "train") if train else "test")
     if name == "image_folder":
         return load_image_folder(root, train, image_size)
+    if name in STREAMED:
+        from synco.data.folders import IMAGENET100_CLASS_LIST, load_folder_split
+
+        if name == "imagenet100" and class_list is None:
+            class_list = IMAGENET100_CLASS_LIST
+        return load_folder_split(root, "train" if train else "val", class_list, reference_classes)
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")

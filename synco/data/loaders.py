@@ -1,17 +1,15 @@
-"""Torch datasets over in-memory uint8 images."""
+"""Torch datasets over a split (in memory or read from disk, anything with ``load(i)`` and ``labels``)."""
 
 from __future__ import annotations
 
 import torch
 from torch.utils.data import Dataset
 
-from synco.data.datasets import ImageData
-
 
 class ViewsDataset(Dataset):
     """Yields ``(view_q, view_k, index)`` for pretraining; index identifies the image."""
 
-    def __init__(self, data: ImageData, two_views) -> None:
+    def __init__(self, data, two_views) -> None:
         self.data = data
         self.two_views = two_views
 
@@ -19,14 +17,14 @@ class ViewsDataset(Dataset):
         return len(self.data)
 
     def __getitem__(self, index: int):
-        view_q, view_k = self.two_views(self.data.images[index])
+        view_q, view_k = self.two_views(self.data.load(index))
         return view_q, view_k, index
 
 
 class LabelledDataset(Dataset):
     """Yields ``(image, label)`` through a deterministic transform, for evaluation."""
 
-    def __init__(self, data: ImageData, transform) -> None:
+    def __init__(self, data, transform) -> None:
         self.data = data
         self.transform = transform
 
@@ -34,10 +32,17 @@ class LabelledDataset(Dataset):
         return len(self.data)
 
     def __getitem__(self, index: int):
-        return self.transform(self.data.images[index]), self.data.labels[index]
+        return self.transform(self.data.load(index)), self.data.labels[index]
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and std in [0, 1] units of uint8 images (N, C, H, W), from up to 10k images."""
     sample = images[:10000].float() / 255
     return sample.mean(dim=(0, 2, 3)).tolist(), sample.std(dim=(0, 2, 3)).tolist()
+
+
+def normalisation(data) -> tuple[list[float], list[float]]:
+    """Channel mean and std: measured on an in-memory split, ImageNet's for data read from disk."""
+    if data.in_memory:
+        return channel_stats(data.images)
+    return list(data.mean), list(data.std)

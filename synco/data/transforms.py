@@ -37,9 +37,13 @@ def pretrain_transform(
     return v2.Compose(ops)
 
 
-def eval_transform(mean: list[float], std: list[float]) -> v2.Compose:
-    """Evaluation: no augmentation, only scaling and normalisation."""
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+def eval_transform(mean: list[float], std: list[float], image_size: int | None = None) -> v2.Compose:
+    """Evaluation: no augmentation. With ``image_size`` (images of any size read from disk): resize
+    the short side to ``image_size / 0.875`` and centre-crop ``image_size`` (256 -> 224 on ImageNet)."""
+    resize = [] if image_size is None else [
+        v2.Resize(round(image_size / 0.875), antialias=True), v2.CenterCrop(image_size)
+    ]
+    return v2.Compose([*resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 
 class TwoViews:

@@ -14,7 +14,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from synco.data.datasets import DATASETS
+from synco.data.datasets import DATASETS, STREAMED
 from synco.data.transforms import AUGMENTATIONS
 from synco.models.backbones import list_backbones
 from synco.negatives.synthesize import EXTRAPOLATION_MODES
@@ -39,8 +39,11 @@ class DataConfig:
     augmentation: str = "moco_v2"
     augment_on: str = "batch"  # batch: tensor ops on the whole batch; sample: torchvision per image
     crop_min_scale: float = 0.2
-    num_workers: int = 0  # DataLoader workers for augment_on=sample
+    num_workers: int = 0  # DataLoader workers for augment_on=sample (and streamed evaluation)
+    persistent_workers: bool = False  # faster epoch starts; resume is then not bit-exact (worker RNG)
     download: bool = False  # fetch torchvision's files into root first (machines with internet)
+    pretrain_split: Optional[str] = None  # STL-10: unlabeled (default) or train+unlabeled
+    class_list: Optional[str] = None  # folders: only these classes (imagenet100: configs/data/imagenet100.txt)
 
 
 @dataclass
@@ -182,6 +185,15 @@ def validate(cfg: DictConfig) -> None:
         _at_least(cfg, f"method.negatives.{key}", 0)
     if not 0 <= cfg.method.momentum <= 1:
         raise ConfigError(f"method.momentum={cfg.method.momentum} must lie in [0, 1]")
+    if cfg.data.dataset in STREAMED and cfg.data.augment_on == "batch":
+        raise ConfigError(
+            f"data.augment_on=batch needs a data set held in memory; {cfg.data.dataset} is read from disk, "
+            "set data.augment_on=sample (torchvision transforms in data.num_workers DataLoader workers)"
+        )
+    if cfg.data.pretrain_split is not None:
+        if cfg.data.dataset != "stl10":
+            raise ConfigError(f"data.pretrain_split is for dataset=stl10 only, not {cfg.data.dataset}")
+        _choice(cfg, "data.pretrain_split", ("unlabeled", "train+unlabeled"))
     if not 0 < cfg.data.crop_min_scale <= 1:
         raise ConfigError(f"data.crop_min_scale={cfg.data.crop_min_scale} must lie in (0, 1]")
     counts = [neg.num_interpolate, neg.num_extrapolate, neg.num_mixup, neg.num_noise, neg.num_perturb,

@@ -5,36 +5,79 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from synco.data.datasets import ImageData, load_dataset
+from synco.data.datasets import load_dataset
 from synco.data.loaders import ViewsDataset
 from synco.data.transforms import TwoViews, pretrain_transform
 
 
-def load_splits(cfg: DictConfig) -> tuple[ImageData, ImageData, ImageData]:
+def load_splits(cfg: DictConfig):
     """(pretraining images, kNN memory bank, kNN queries), checked against the configuration.
+
+    The bank is the labelled training split; for STL-10 the pretraining images are its unlabeled split
+    (``data.pretrain_split``), for every other data set the training split itself.
 
     Raises:
         DatasetNotFoundError: the data set's files are missing.
-        ValueError: image size or batch size do not fit the data.
+        ValueError: image size or batch size do not fit the data; malformed folders.
     """
     data = cfg.data
-    full_train = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download)
-    test = load_dataset(data.dataset, data.root, False, data.cache_dir, data.image_size, data.download)
-    if full_train.images.shape[-1] != data.image_size:
+
+    def load(train: bool, **extra):
+        return load_dataset(data.dataset, data.root, train, data.cache_dir, data.image_size, data.download,
+                            class_list=data.class_list, **extra)
+
+    labelled = load(True)
+    test = load(False, reference_classes=None if labelled.in_memory else labelled.classes)
+    if labelled.in_memory and labelled.images.shape[-1] != data.image_size:
         raise ValueError(
-            f"data.image_size={data.image_size} but {data.dataset} images are {full_train.images.shape[-1]} "
+            f"data.image_size={data.image_size} but {data.dataset} images are {labelled.images.shape[-1]} "
             "pixels wide; set data.image_size to match"
         )
-    train = full_train.head(data.subset)
+    pretrain_images = labelled
+    if data.dataset == "stl10":
+        pretrain_images = load(True, pretrain_split=data.pretrain_split or "unlabeled")
+    train = pretrain_images.head(data.subset)
     if len(train) < cfg.train.batch_size:
         raise ValueError(
             f"train.batch_size={cfg.train.batch_size} is larger than the training set ({len(train)} images)"
         )
-    bank = full_train.head(cfg.eval.train_subset)  # the whole training split by default
+    bank = labelled.head(cfg.eval.train_subset)  # the whole labelled training split by default
     return train, bank, test.head(cfg.eval.test_subset)
 
 
-def views_iterator(cfg, data, order, batch_size, augment, generator, device, rank=0, world=1):
+class SampleLoader:
+    """Per-image augmentation in DataLoader workers (``data.augment_on=sample``), one loader per run.
+
+    Each epoch gets its batches (this rank's slices of the global order) and a worker seed drawn from
+    the run's data generator, so a resumed run repeats the same augmentations. With
+    ``data.persistent_workers`` the workers live across epochs (faster epoch starts) and keep their own
+    random state, so a resumed run no longer repeats them exactly.
+    """
+
+    def __init__(self, cfg: DictConfig, data, mean: list[float], std: list[float], device) -> None:
+        transform = pretrain_transform(
+            cfg.data.augmentation, cfg.data.image_size, data.channels, mean, std, cfg.data.crop_min_scale
+        )
+        self.dataset = ViewsDataset(data, TwoViews(transform))
+        self.workers = cfg.data.num_workers
+        self.persistent = cfg.data.persistent_workers and self.workers > 0
+        self.pin = str(device).startswith("cuda")
+        self.batches: list[list[int]] = []
+        self.loader = None
+
+    def epoch(self, batches: list[list[int]], seed: int):
+        self.batches[:] = batches  # the persistent loader's sampler reads this list
+        if self.loader is None or not self.persistent:
+            self.loader = torch.utils.data.DataLoader(
+                self.dataset, batch_sampler=self.batches, num_workers=self.workers, pin_memory=self.pin,
+                persistent_workers=self.persistent, generator=torch.Generator().manual_seed(seed),
+                prefetch_factor=4 if self.workers > 0 else None,
+            )
+        return iter(self.loader)
+
+
+def views_iterator(cfg, data, order, batch_size, augment, generator, device, rank=0, world=1, sample_loader=None,
+                   worker_seed=0):
     """Yield this rank's (view_q, view_k, image_index) batches in ``order``.
 
     ``batch_size`` is the global batch B; step s covers ``order[s B:(s + 1) B]`` and rank r takes the
@@ -51,17 +94,9 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device, ran
     if cfg.data.augment_on == "batch":
         for step in range(steps):
             index = rank_slice(step)  # (b,)
-            images = data.images[index].to(device, non_blocking=True)  # (B, C, H, W) uint8
+            images = data.images[index].to(device, non_blocking=True)  # (b, C, H, W) uint8
             yield augment(images, generator), augment(images, generator), index.to(device)
         return
-    transform = pretrain_transform(
-        cfg.data.augmentation, cfg.data.image_size, data.images.shape[1], augment.mean.flatten().tolist(),
-        augment.std.flatten().tolist(), cfg.data.crop_min_scale,
-    )
     batches = [rank_slice(s).tolist() for s in range(steps)]
-    loader = torch.utils.data.DataLoader(
-        ViewsDataset(data, TwoViews(transform)), batch_sampler=batches, num_workers=cfg.data.num_workers,
-        pin_memory=str(device).startswith("cuda"), persistent_workers=False,
-    )
-    for view_q, view_k, index in loader:
-        yield view_q.to(device), view_k.to(device), index.to(device)
+    for view_q, view_k, index in sample_loader.epoch(batches, worker_seed):
+        yield view_q.to(device, non_blocking=True), view_k.to(device, non_blocking=True), index.to(device)

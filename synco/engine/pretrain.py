@@ -18,12 +18,12 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from synco.data.batch_augment import BatchAugment
-from synco.data.loaders import channel_stats
+from synco.data.loaders import normalisation
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
 from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
-from synco.engine.inputs import load_splits, views_iterator
+from synco.engine.inputs import SampleLoader, load_splits, views_iterator
 from synco.engine.launch import build_fabric
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rng import RunGenerators
@@ -80,8 +80,8 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     state = load_checkpoint(checkpoint_path(run_dir)) if resume else None
     train, bank, test = load_splits(cfg)
     fabric.barrier()
-    mean, std = channel_stats(train.images)
-    channels = train.images.shape[1]
+    mean, std = normalisation(train)
+    channels = train.channels
 
     method = build_method(cfg, channels, len(train), seed)
     if cfg.model.sync_batchnorm and world > 1:
@@ -117,23 +117,30 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
     knn = dict(mean=mean, std=std, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
-               batch_size=cfg.eval.batch_size, device=device)
+               batch_size=cfg.eval.batch_size, device=device, image_size=cfg.data.image_size,
+               workers=cfg.data.num_workers)
     method.to(device)
     if cfg.eval.baselines and state is None:
         untrained = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
-        pixels = knn_evaluate(None, bank, test, **knn)
-        metrics.write({"epoch": 0, "eval/knn_top1_untrained": untrained["top1"],
-                       "eval/knn_top5_untrained": untrained["top5"], "eval/knn_top1_raw_pixels": pixels["top1"],
-                       "eval/knn_top5_raw_pixels": pixels["top5"]})
+        baselines = {"epoch": 0, "eval/knn_top1_untrained": untrained["top1"],
+                     "eval/knn_top5_untrained": untrained["top5"]}
+        if bank.in_memory:  # raw pixels of images read from disk (different sizes) are not a baseline
+            pixels = knn_evaluate(None, bank, test, **knn)
+            baselines.update({"eval/knn_top1_raw_pixels": pixels["top1"], "eval/knn_top5_raw_pixels": pixels["top5"]})
+        metrics.write(baselines)
 
     model, optimizer = fabric.setup(method, optimizer)
     model.mark_forward_method("training_step")
-    augment = BatchAugment(
-        cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
-        jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
-        hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
-        blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
-    ).to(device)
+    augment = sample_loader = None
+    if cfg.data.augment_on == "batch":  # tensor ops on the whole batch, on the training device
+        augment = BatchAugment(
+            cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
+            jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
+            hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
+            blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
+        ).to(device)
+    else:  # torchvision per image in DataLoader workers
+        sample_loader = SampleLoader(cfg, train, mean, std, device)
     warmup = cfg.method.negatives.warmup_epochs
 
     def knn_record() -> dict:
@@ -148,12 +155,14 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         model.train()
         synthesize = epoch >= warmup
         order = torch.randperm(len(train), generator=generators.data)  # (N,) the same on every rank
+        worker_seed = int(torch.randint(2**31, (1,), generator=generators.data)) + fabric.global_rank
         steps = len(train) // batch_size  # the ragged tail is dropped, as in MoCo
         started = time.time()
         epoch_lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)
         bar = tqdm(
-            views_iterator(cfg, train, order, batch_size, augment, generators.local, device, fabric.global_rank, world),
+            views_iterator(cfg, train, order, batch_size, augment, generators.local, device, fabric.global_rank, world,
+                           sample_loader, worker_seed),
             total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
             disable=not (cfg.train.progress and fabric.is_global_zero),
         )
