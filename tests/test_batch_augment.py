@@ -63,3 +63,15 @@ def test_blur_is_on_for_large_images_only():
     assert BatchAugment(32, [0.5] * 3, [0.2] * 3).blur_p == 0.0
     out = BatchAugment(64, [0.5] * 3, [0.2] * 3)(torch.randint(0, 256, (4, 3, 80, 80), dtype=torch.uint8))
     assert out.shape == (4, 3, 64, 64)
+
+
+def test_without_crop_only_flips_when_colour_operations_are_off():
+    from synco.data.batch_augment import BatchAugment
+
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    augment = BatchAugment(8, [0.0] * 3, [1.0] * 3, jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, crop=False)
+    out = augment(images, torch.Generator().manual_seed(0))
+    x = images.float() / 255
+    flipped = torch.isclose(out, x.flip(-1)).flatten(1).all(1)
+    same = torch.isclose(out, x).flatten(1).all(1)
+    assert (flipped | same).all() and flipped.any() and same.any()

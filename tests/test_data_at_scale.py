@@ -124,14 +124,15 @@ def test_streamed_data_sets_refuse_batch_augmentation():
 
 
 @pytest.mark.slow
-def test_pretrain_on_a_streamed_folder_with_workers(tmp_path):
+@pytest.mark.parametrize("augment_on", ["sample", "accelerator"])
+def test_pretrain_on_a_streamed_folder_with_workers(tmp_path, augment_on):
     from synco.engine.metrics import read_metrics
     from synco.engine.pretrain import pretrain
 
     write_folder(tmp_path / "data", "train", ["a", "b", "c", "d"], per_class=24, size=(40, 36))
     write_folder(tmp_path / "data", "val", ["a", "b", "c", "d"], per_class=4, size=(40, 36))
     cfg = load_config(None, [
-        "data.dataset=imagenet", f"data.root={tmp_path / 'data'}", "data.image_size=32", "data.augment_on=sample",
+        "data.dataset=imagenet", f"data.root={tmp_path / 'data'}", "data.image_size=32", f"data.augment_on={augment_on}",
         "data.num_workers=2", "model.backbone=small_cnn", "method.name=synco", "method.queue_size=64",
         "method.negatives.num_hard=8", "method.negatives.warmup_epochs=0", "train.batch_size=32", "train.epochs=2",
         "train.progress=false", "eval.knn_k=5", "eval.baselines=true", f"run_dir={tmp_path / 'run'}",

@@ -40,6 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     h.add_argument("--device", default="cpu")
     h.add_argument("--repeats", type=int, default=7)
+    pipe = what.add_parser("pipeline", help="images/s of decoding + augmentation from image files (DataLoader workers)")
+    pipe.add_argument("--root", default=None, help="an ImageNet-style folder (ROOT/train/<class>/*); default: synthetic JPEGs")
+    pipe.add_argument("--image-size", type=int, default=224)
+    pipe.add_argument("--images", type=int, default=512)
+    pipe.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    pipe.add_argument("--batch", type=int, default=32)
     s = what.add_parser("steps", help="training steps of MoCo-v2 / MoCHI / SynCo and the input pipeline")
     s.add_argument("--recipes", default="configs/pretrain/cifar10",
                    help="directory with moco_v2.yaml, mochi.yaml and synco.yaml")
@@ -64,6 +70,14 @@ def run(args: argparse.Namespace) -> int:
         _print_table(rows, [("head", "head", ""), ("synthetic", "S", "d"), ("ms", "ms", ".1f"),
                             ("time_ratio", "/ MoCo-v2", ".2f"), ("peak_mib", "peak MiB", ".1f"),
                             ("memory_ratio", "/ MoCo-v2", ".2f")])
+        return 0
+    if args.bench == "pipeline":
+        from synco.bench.pipeline import run_pipeline
+
+        result = run_pipeline(args.root, args.image_size, args.images, args.workers, args.batch)
+        print(f"input pipeline from files: {result['source']}, crops of {args.image_size} px, batch {args.batch}; "
+              f"{_machine('cpu')}; one pass each, first batch (worker start-up) not timed")
+        _print_table(result["rows"], [("pipeline", "pipeline", ""), ("images_per_s", "images/s", ".0f")])
         return 0
     from synco.bench.steps import run_steps
 

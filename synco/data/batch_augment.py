@@ -73,6 +73,12 @@ def random_resized_crop_flip(
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def random_flip(images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Per-image horizontal flip with probability 0.5 of images (B, C, H, W)."""
+    flip = torch.rand(images.shape[0], generator=generator, device=images.device) < 0.5  # (B,)
+    return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+
+
 def color_jitter(
     images: torch.Tensor,
     p: float,
@@ -140,6 +146,7 @@ class BatchAugment(torch.nn.Module):
         grayscale_p: probability of grayscale (0.2).
         hue: hue jitter (0.1 in MoCo-v2, 0.4 in MoCo-v1).
         blur_p: probability of Gaussian blur; None: MoCo-v2's 0.5 from 64 pixels up, else 0 (use 0 for MoCo-v1).
+        crop: False for images that are already randomly cropped to ``size`` (only the flip is drawn).
     """
 
     def __init__(
@@ -152,9 +159,11 @@ class BatchAugment(torch.nn.Module):
         grayscale_p: float = 0.2,
         hue: float = 0.1,
         blur_p: float | None = None,
+        crop: bool = True,
     ) -> None:
         super().__init__()
         self.size = size
+        self.crop = crop
         self.crop_scale = (crop_min_scale, 1.0)
         self.jitter_p = jitter_p
         self.grayscale_p = grayscale_p
@@ -170,7 +179,10 @@ class BatchAugment(torch.nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = images.float() / 255  # (B, C, H, W) in [0, 1]
-        x = random_resized_crop_flip(x, self.size, self.crop_scale, generator)
+        if self.crop:
+            x = random_resized_crop_flip(x, self.size, self.crop_scale, generator)
+        else:  # already cropped (augment_on=accelerator: the crops come from DataLoader workers)
+            x = random_flip(x, generator)
         x = color_jitter(x, self.jitter_p, 0.4, 0.4, 0.4, self.hue, generator)
         x = random_grayscale(x, self.grayscale_p, generator)
         if self.blur_p > 0:

@@ -22,7 +22,7 @@ from synco.negatives.synthesize import EXTRAPOLATION_MODES
 METHODS = ("moco_v2", "mochi", "synco")
 SCHEDULES = ("cosine", "constant")
 FEATURES = ("backbone", "embedding")
-AUGMENT_ON = ("batch", "sample")
+AUGMENT_ON = ("batch", "sample", "accelerator")
 
 
 class ConfigError(ValueError):
@@ -37,7 +37,9 @@ class DataConfig:
     subset: Optional[int] = None  # use only the first n training images
     image_size: int = 32
     augmentation: str = "moco_v2"
-    augment_on: str = "batch"  # batch: tensor ops on the whole batch; sample: torchvision per image
+    # batch: whole batch as tensor ops on the training device (in-memory data); sample: torchvision per image
+    # in DataLoader workers; accelerator: workers decode and crop, colour/blur/flip run batched on the device
+    augment_on: str = "batch"
     crop_min_scale: float = 0.2
     num_workers: int = 0  # DataLoader workers for augment_on=sample (and streamed evaluation)
     persistent_workers: bool = False  # faster epoch starts; resume is then not bit-exact (worker RNG)
@@ -188,7 +190,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.data.dataset in STREAMED and cfg.data.augment_on == "batch":
         raise ConfigError(
             f"data.augment_on=batch needs a data set held in memory; {cfg.data.dataset} is read from disk, "
-            "set data.augment_on=sample (torchvision transforms in data.num_workers DataLoader workers)"
+            "set data.augment_on=accelerator (workers decode and crop, the device does the rest) or sample "
+            "(torchvision transforms in data.num_workers DataLoader workers)"
         )
     if cfg.data.pretrain_split is not None:
         if cfg.data.dataset != "stl10":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from omegaconf import DictConfig
+from torchvision.transforms import v2
 
 from synco.data.datasets import load_dataset
 from synco.data.loaders import ViewsDataset
@@ -55,9 +56,12 @@ class SampleLoader:
     """
 
     def __init__(self, cfg: DictConfig, data, mean: list[float], std: list[float], device) -> None:
-        transform = pretrain_transform(
-            cfg.data.augmentation, cfg.data.image_size, data.channels, mean, std, cfg.data.crop_min_scale
-        )
+        if cfg.data.augment_on == "accelerator":  # workers only crop; BatchAugment(crop=False) does the rest
+            transform = v2.RandomResizedCrop(cfg.data.image_size, scale=(cfg.data.crop_min_scale, 1.0), antialias=True)
+        else:
+            transform = pretrain_transform(
+                cfg.data.augmentation, cfg.data.image_size, data.channels, mean, std, cfg.data.crop_min_scale
+            )
         self.dataset = ViewsDataset(data, TwoViews(transform))
         self.workers = cfg.data.num_workers
         self.persistent = cfg.data.persistent_workers and self.workers > 0
@@ -99,4 +103,7 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device, ran
         return
     batches = [rank_slice(s).tolist() for s in range(steps)]
     for view_q, view_k, index in sample_loader.epoch(batches, worker_seed):
-        yield view_q.to(device, non_blocking=True), view_k.to(device, non_blocking=True), index.to(device)
+        view_q, view_k = view_q.to(device, non_blocking=True), view_k.to(device, non_blocking=True)
+        if cfg.data.augment_on == "accelerator":  # uint8 crops from the workers
+            view_q, view_k = augment(view_q, generator), augment(view_k, generator)
+        yield view_q, view_k, index.to(device)

@@ -132,14 +132,15 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     model, optimizer = fabric.setup(method, optimizer)
     model.mark_forward_method("training_step")
     augment = sample_loader = None
-    if cfg.data.augment_on == "batch":  # tensor ops on the whole batch, on the training device
+    if cfg.data.augment_on in ("batch", "accelerator"):  # tensor ops on the whole batch, on the training device
         augment = BatchAugment(
             cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
             jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
             hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
             blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
+            crop=cfg.data.augment_on == "batch",
         ).to(device)
-    else:  # torchvision per image in DataLoader workers
+    if cfg.data.augment_on != "batch":  # DataLoader workers: everything (sample) or decode + crop (accelerator)
         sample_loader = SampleLoader(cfg, train, mean, std, device)
     warmup = cfg.method.negatives.warmup_epochs
 
