@@ -60,7 +60,7 @@ def test_missing_recipe_and_malformed_override():
 def test_every_shipped_recipe_loads():
     from pathlib import Path
     recipes = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
-    assert recipes
+    assert len(recipes) >= 13  # cifar10 x 3, fashion_mnist, imagenet x 6, imagenet100 x 3
     for recipe in recipes:
         load_config(recipe)
 
@@ -88,3 +88,22 @@ def test_global_batch_must_split_evenly_over_processes():
 def test_sync_batchnorm_excludes_split_batchnorm():
     with pytest.raises(ConfigError, match="model.sync_batchnorm=true and model.bn_splits=8"):
         load_config(None, ["model.sync_batchnorm=true", "model.bn_splits=8"])
+
+
+@pytest.mark.parametrize("epochs", [200, 800])
+def test_imagenet_recipes_hold_the_papers_settings(epochs):
+    from pathlib import Path
+
+    root = Path(__file__).parents[1] / "configs" / "pretrain" / "imagenet"
+    synco = load_config(root / f"synco_{epochs}ep.yaml")
+    assert (synco.model.backbone, synco.model.mlp, synco.data.image_size, synco.data.augmentation) == (
+        "resnet50", True, 224, "moco_v2")
+    assert (synco.train.epochs, synco.train.batch_size, synco.train.lr, synco.train.momentum,
+            synco.train.weight_decay, synco.train.schedule) == (epochs, 256, 0.03, 0.9, 1e-4, "cosine")
+    assert (synco.method.queue_size, synco.method.momentum, synco.method.temperature) == (65536, 0.999, 0.2)
+    neg = synco.method.negatives
+    assert (neg.num_hard, neg.num_interpolate, neg.num_extrapolate, neg.num_mixup, neg.num_noise, neg.num_perturb,
+            neg.num_adversarial, neg.sigma, neg.delta, neg.eta, neg.warmup_epochs) == (
+        1024, 256, 256, 256, 64, 64, 64, 0.01, 0.01, 0.01, 10)
+    moco = load_config(root / f"moco_v2_{epochs}ep.yaml")
+    assert moco.method.name == "moco_v2" and moco.train == synco.train and moco.method.queue_size == 65536

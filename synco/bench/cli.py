@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = what.add_parser("steps", help="training steps of MoCo-v2 / MoCHI / SynCo and the input pipeline")
     s.add_argument("--recipes", default="configs/pretrain/cifar10",
                    help="directory with moco_v2.yaml, mochi.yaml and synco.yaml")
+    s.add_argument("--pattern", default="{method}.yaml", help="recipe file name, e.g. '{method}_200ep.yaml'")
+    s.add_argument("--synthetic", action="store_true", help="random images of the recipe's size (no data needed)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch", type=int, default=None, help="images per step (default: the recipe's batch)")
     s.add_argument("--repeats", type=int, default=7)
     s.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the recipe")
 
@@ -81,11 +85,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from synco.bench.steps import run_steps
 
-    result = run_steps(args.recipes, args.repeats, args.overrides)
-    print(f"training step: {result['setting']}; {_machine('cpu')}, {malloc}; medians of {args.repeats} rounds in alternation; ratios: median of per-round ratios")
+    result = run_steps(args.recipes, args.repeats, args.overrides, args.pattern, args.synthetic, args.device, args.batch)
+    print(f"training step: {result['setting']}; {_machine(args.device)}, {malloc}; medians of {args.repeats} rounds in alternation; ratios: median of per-round ratios")
     _print_table(result["steps"], [("step", "step", ""), ("ms", "ms", ".1f"), ("images_per_s", "images/s", ".0f"),
                                    ("time_ratio", "/ MoCo-v2", ".3f"), ("peak_mib", "peak MiB", ".1f"),
                                    ("memory_ratio", "/ MoCo-v2", ".2f")])
+    if not result["pipeline"]:
+        return 0
     print()
     _print_table(result["pipeline"], [("pipeline", "input pipeline", ""), ("ms", "ms", ".1f"),
                                       ("images_per_s", "images/s", ".0f"),

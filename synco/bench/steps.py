@@ -26,31 +26,52 @@ from synco.methods.build import build_method
 METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo"}
 
 
-def run_steps(recipes: str, repeats: int = 7, overrides: list[str] | None = None) -> dict:
+def run_steps(
+    recipes: str,
+    repeats: int = 7,
+    overrides: list[str] | None = None,
+    pattern: str = "{method}.yaml",
+    synthetic: bool = False,
+    device: str = "cpu",
+    batch: int | None = None,
+) -> dict:
     """Returns ``{"setting": str, "steps": rows, "pipeline": rows}`` with ms, images/s and ratios.
 
     Args:
-        recipes: directory holding ``moco_v2.yaml``, ``mochi.yaml`` and ``synco.yaml``.
+        recipes: directory holding the recipes of the three methods.
         repeats: timed repeats per candidate (medians are reported).
         overrides: KEY=VALUE overrides applied to all three recipes.
+        pattern: recipe file name, ``{method}`` standing for moco_v2 / mochi / synco.
+        synthetic: random images of the recipe's size instead of the data set (for recipes whose data
+            is not on this machine, e.g. ImageNet); the input pipeline rows are then left out.
+        device: where the step runs (``cuda`` on a GPU machine).
+        batch: images per step (default: the recipe's global batch; e.g. 32 for one of 8 GPUs).
     """
     overrides = list(overrides or [])
-    cfg = load_config(str(Path(recipes) / "synco.yaml"), overrides)
-    data = load_dataset(cfg.data.dataset, cfg.data.root, True, cfg.data.cache_dir, cfg.data.image_size)
-    mean, std = channel_stats(data.images)
-    batch = cfg.train.batch_size
-    images = data.images[:batch]
-    device = torch.device("cpu")
-    g = torch.Generator().manual_seed(0)
-    augment = BatchAugment(cfg.data.image_size, mean, std, cfg.data.crop_min_scale)
+    cfg = load_config(str(Path(recipes) / pattern.format(method="synco")), overrides)
+    batch = batch or cfg.train.batch_size
+    device = torch.device(device)
+    g = torch.Generator(device=device).manual_seed(0)
+    size = cfg.data.image_size
+    if synthetic:
+        channels, num_images, data = 3, 1_281_167, None
+        view_pairs = [torch.randn(2, batch, 3, size, size, device=device, generator=g) for _ in range(1)]
+    else:
+        data = load_dataset(cfg.data.dataset, cfg.data.root, True, cfg.data.cache_dir, size)
+        mean, std = channel_stats(data.images)
+        images = data.images[:batch]
+        channels, num_images = images.shape[1], len(data)
+        augment = BatchAugment(size, mean, std, cfg.data.crop_min_scale).to(device)
+        images_on_device = images.to(device)
+        view_pairs = [torch.stack([augment(images_on_device, g), augment(images_on_device, g)])]
 
     step_fns, memory = {}, {}
     for method_name, label in METHODS.items():
-        method_cfg = load_config(str(Path(recipes) / f"{method_name}.yaml"), overrides)
-        method = build_method(method_cfg, images.shape[1], len(data), seed=0)
+        method_cfg = load_config(str(Path(recipes) / pattern.format(method=method_name)), overrides)
+        method = build_method(method_cfg, channels, num_images, seed=0).to(device)
         opt = torch.optim.SGD(method.encoder_q.parameters(), lr=cfg.train.lr, momentum=0.9)
-        view_q, view_k = augment(images, g), augment(images, g)
-        index = torch.arange(batch)
+        view_q, view_k = view_pairs[0]
+        index = torch.arange(batch, device=device)
 
         def step(method=method, opt=opt, view_q=view_q, view_k=view_k, index=index):
             out = method.training_step(view_q, view_k, index, True, g)
@@ -71,15 +92,21 @@ def run_steps(recipes: str, repeats: int = 7, overrides: list[str] | None = None
          "peak_mib": memory[label], "memory_ratio": memory[label] / memory["MoCo-v2"]}
         for label, ms in step_ms.items()
     ]
+    setting = (f"{'synthetic ' + str(size) + ' px images' if synthetic else cfg.data.dataset}, {cfg.model.backbone}, "
+               f"batch {batch}, K={cfg.method.queue_size}, N={cfg.method.negatives.num_hard}, "
+               f"counts {tuple(cfg.method.negatives[k] for k in _COUNT_KEYS)}, {device}")
+    if synthetic:
+        return {"setting": setting, "steps": steps, "pipeline": []}
 
     per_image = TwoViews(pretrain_transform(
         cfg.data.augmentation, cfg.data.image_size, images.shape[1], mean, std, cfg.data.crop_min_scale
     ))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    per_image_ms = median_ms({"x": lambda: [per_image(images[i]) for i in range(64)]}, repeats, device)["x"]
+    per_image_ms = median_ms({"x": lambda: [per_image(images[i]) for i in range(64)]}, repeats, torch.device("cpu"))["x"]
     torch.set_num_threads(threads)
-    batched_ms = median_ms({"x": lambda: (augment(images, g), augment(images, g))}, repeats, device)["x"]
+    batched_ms = median_ms({"x": lambda: (augment(images_on_device, g), augment(images_on_device, g))}, repeats,
+                           device)["x"]
     synco_ms = step_ms["SynCo"]
     pipeline = [
         {"pipeline": "batched augmentation, 2 views (trainer default)", "ms": batched_ms},
@@ -88,9 +115,6 @@ def run_steps(recipes: str, repeats: int = 7, overrides: list[str] | None = None
     for row in pipeline:
         row["images_per_s"] = batch / row["ms"] * 1e3
         row["speed_vs_synco_step"] = synco_ms / row["ms"]
-    setting = (f"{cfg.data.dataset}, {cfg.model.backbone}, batch {batch}, K={cfg.method.queue_size}, "
-               f"N={cfg.method.negatives.num_hard}, counts {tuple(cfg.method.negatives[k] for k in _COUNT_KEYS)}, "
-               f"{torch.get_num_threads()} threads")
     return {"setting": setting, "steps": steps, "pipeline": pipeline}
 
 
