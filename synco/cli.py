@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides with dotted keys, e.g. train.epochs=10")
     p.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.ckpt")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
+    lin = sub.add_parser("linear", help="linear probe on the frozen encoder of a run (top-1/top-5, seeds)")
+    lin.add_argument("target", help="run directory or checkpoint file")
+    lin.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. linear.epochs=100 'linear.seeds=[0,1,2]'")
+    lin.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
+    lin.add_argument("--device", default="cpu")
+    lin.add_argument("--quiet", action="store_true", help="log warnings only")
     from synco.bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -43,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_bench(args)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "linear":
+        return _linear(args)
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -69,6 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         print(_table(cfg.run_dir))
     else:
         print(f"stopped after epoch {record['epoch']} of {cfg.train.epochs}; continue with --resume")
+    return 0
+
+
+def _linear(args) -> int:
+    from synco.engine.linear import BackboneChangedError, run_linear
+
+    try:
+        summary = run_linear(args.target, args.recipe, args.overrides, args.device)
+    except (CheckpointError, ConfigError, FileExistsError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return 2
+    except BackboneChangedError as err:
+        print(f"synco: {err}", file=sys.stderr)
+        return 4
+    seeds = summary["linear/seeds"]
+    print(f"linear probe ({summary['linear/epochs']} epochs, lr {summary['linear/lr']}, "
+          f"{summary['linear/feature']} features, augment={summary['linear/augment']}) over seeds {seeds}:")
+    print(f"top-1 {summary['linear/top1_mean']:.2f} +- {summary['linear/top1_std']:.2f} %, "
+          f"top-5 {summary['linear/top5_mean']:.2f} +- {summary['linear/top5_std']:.2f} %")
     return 0
 
 

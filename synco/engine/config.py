@@ -119,10 +119,25 @@ class EvalConfig:
     knn_temperature: float = 0.1
     feature: str = "backbone"
     batch_size: int = 512
-    train_subset: Optional[int] = None  # kNN memory bank: first n training images (None: all)
-    test_subset: Optional[int] = None  # kNN queries: first n test images (None: all)
+    train_subset: Optional[int] = None  # kNN bank / linear-probe training: first n labelled images (None: all)
+    test_subset: Optional[int] = None  # kNN queries / linear-probe test: first n test images (None: all)
     baselines: bool = False  # also evaluate the untrained encoder and raw pixels
     every_epochs: Optional[int] = None  # kNN monitor: also evaluate after every n-th epoch
+
+
+@dataclass
+class LinearConfig:
+    """``synco linear``: linear probe on frozen features (MoCo's main_lincls protocol by default)."""
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: Optional[float] = None  # None: 10 for imagenet100, else 30 (the paper; MoCo's recommendation)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    augment: bool = False  # True: random resized crop + flip every epoch (the paper on ImageNet); False: cached
+    feature: Optional[str] = None  # None: eval.feature
+    seeds: list[int] = field(default_factory=lambda: [0])
+    out_dir: Optional[str] = None  # None: RUN_DIR/linear
 
 
 @dataclass
@@ -133,6 +148,7 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    linear: LinearConfig = field(default_factory=LinearConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -175,6 +191,14 @@ def validate(cfg: DictConfig) -> None:
         _at_least(cfg, key, 0)
     for key in ("method.temperature", "train.lr", "eval.knn_temperature"):
         _positive(cfg, key)
+    _at_least(cfg, "linear.epochs", 0)
+    _at_least(cfg, "linear.batch_size", 1)
+    if cfg.linear.lr is not None:
+        _positive(cfg, "linear.lr")
+    if not cfg.linear.seeds:
+        raise ConfigError("linear.seeds must name at least one seed, e.g. linear.seeds=[0,1,2]")
+    if cfg.linear.feature is not None:
+        _choice(cfg, "linear.feature", FEATURES)
     for key in ("num_hard", "num_interpolate", "num_extrapolate", "num_mixup", "num_noise",
                 "num_perturb", "num_adversarial"):
         _at_least(cfg, f"method.negatives.{key}", 0)
@@ -241,8 +265,11 @@ def validate(cfg: DictConfig) -> None:
             )
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> DictConfig:
-    """Merge defaults, the YAML recipe at ``path`` and ``KEY=VALUE`` overrides, then validate.
+def load_config(path: str | Path | None, overrides: list[str] = (), base_yaml: str | None = None) -> DictConfig:
+    """Merge defaults, a saved configuration, the YAML recipe at ``path`` and ``KEY=VALUE`` overrides, then validate.
+
+    ``base_yaml`` is a run's saved configuration (``config.yaml`` or a checkpoint's ``config``), so that
+    an evaluation starts from the settings the encoder was trained with.
 
     Raises:
         ConfigError: for a missing recipe, a malformed override, an unknown key, a wrong type or a
@@ -250,6 +277,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> DictConfi
     """
     cfg = OmegaConf.structured(Config)
     try:
+        if base_yaml is not None:
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(base_yaml))
         if path is not None:
             if not Path(path).is_file():
                 raise ConfigError(f"config file {path} does not exist")
