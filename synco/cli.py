@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     lin.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
     lin.add_argument("--device", default="cpu")
     lin.add_argument("--quiet", action="store_true", help="log warnings only")
+    exp = sub.add_parser("export", help="export a run's backbone for torchvision or Detectron2")
+    exp.add_argument("target", help="run directory or checkpoint file")
+    exp.add_argument("--format", required=True, choices=["torchvision", "detectron2"])
+    exp.add_argument("--out", required=True, help="output file (.pth for torchvision, .pkl for detectron2)")
     from synco.bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         from synco.bench.cli import run as run_bench
 
         return run_bench(args)
+    if args.command == "export":
+        return _export(args)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "linear":
         return _linear(args)
@@ -77,6 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         print(_table(cfg.run_dir))
     else:
         print(f"stopped after epoch {record['epoch']} of {cfg.train.epochs}; continue with --resume")
+    return 0
+
+
+def _export(args) -> int:
+    from synco.engine.export import export_run
+
+    try:
+        info = export_run(args.target, args.format, args.out)
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {info['out']}: {info['tensors']} tensors of the {info['backbone']} query backbone "
+          f"(epoch {info['epoch']}) in {args.format}'s names")
+    if info["small_stem"]:
+        print("note: this backbone has the CIFAR stem (3x3 conv1, no max-pool); replace conv1 and maxpool "
+              "of the torchvision model before loading")
     return 0
 
 
