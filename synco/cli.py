@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     lin.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
     lin.add_argument("--device", default="cpu")
     lin.add_argument("--quiet", action="store_true", help="log warnings only")
+    knn = sub.add_parser("knn", help="weighted kNN on the frozen encoder of a run (settings recorded)")
+    knn.add_argument("target", help="run directory or checkpoint file")
+    knn.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. eval.knn_k=20 eval.feature=embedding")
+    knn.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
+    knn.add_argument("--device", default="cpu")
     exp = sub.add_parser("export", help="export a run's backbone for torchvision or Detectron2")
     exp.add_argument("target", help="run directory or checkpoint file")
     exp.add_argument("--format", required=True, choices=["torchvision", "detectron2"])
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "knn":
+        return _knn(args)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "linear":
         return _linear(args)
@@ -83,6 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         print(_table(cfg.run_dir))
     else:
         print(f"stopped after epoch {record['epoch']} of {cfg.train.epochs}; continue with --resume")
+    return 0
+
+
+def _knn(args) -> int:
+    from synco.engine.knn import run_knn
+
+    try:
+        r = run_knn(args.target, args.recipe, args.overrides, args.device)
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return 2
+    print(f"kNN (k={r['eval/knn_k']}, t={r['eval/knn_temperature']}, {r['eval/knn_feature']} features, cosine; "
+          f"bank {r['eval/bank_size']}, test {r['eval/test_size']}): top-1 {r['eval/knn_top1']:.2f} %, "
+          f"top-5 {r['eval/knn_top5']:.2f} %")
     return 0
 
 

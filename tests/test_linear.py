@@ -72,3 +72,18 @@ def test_synco_linear_on_a_tiny_run_reports_each_seed_and_their_mean(tmp_path):
             run_linear(tmp_path / "run", overrides=["linear.epochs=1", f"linear.out_dir={tmp_path / 'other'}"])
     finally:
         linear.frozen_encoder = original
+
+
+@pytest.mark.slow
+def test_synco_knn_reproduces_the_runs_own_final_knn(tmp_path):
+    from test_pretrain import tiny
+
+    from synco.engine.knn import run_knn
+    from synco.engine.pretrain import pretrain
+
+    record = pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
+    again = run_knn(tmp_path / "run")
+    assert again["eval/knn_top1"] == record["eval/knn_top1"] and again["eval/knn_top5"] == record["eval/knn_top5"]
+    other = run_knn(tmp_path / "run", overrides=["eval.knn_k=5", "eval.feature=embedding"])
+    assert other["eval/knn_k"] == 5 and other["eval/knn_feature"] == "embedding"
+    assert len(read_metrics(tmp_path / "run" / "knn" / "metrics.jsonl")) == 2

@@ -1,0 +1,41 @@
+"""``synco knn``: weighted kNN of a run's frozen encoder, with the settings recorded beside the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from synco.data.datasets import load_dataset
+from synco.data.loaders import normalisation
+from synco.engine.config import to_yaml
+from synco.engine.evaluate import knn_evaluate
+from synco.engine.linear import frozen_encoder, load_run
+from synco.engine.metrics import MetricsWriter
+
+
+def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] = (), device: str = "cpu") -> dict:
+    """kNN top-1/top-5 of a run (directory or checkpoint) with ``eval.*`` settings; appends to RUN_DIR/knn/.
+
+    kNN is deterministic, so there are no seeds: repeating it gives the same numbers.
+    """
+    state, cfg, run_dir = load_run(target, recipe, overrides)
+    data = cfg.data
+    train = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
+                         class_list=data.class_list)
+    test = load_dataset(data.dataset, data.root, False, data.cache_dir, data.image_size, data.download,
+                        class_list=data.class_list, reference_classes=None if train.in_memory else train.classes)
+    train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)
+    mean, std = normalisation(train)
+    model = frozen_encoder(cfg, state, train.channels, cfg.eval.feature).to(device)
+    result = knn_evaluate(model, train, test, mean, std, cfg.eval.knn_k, cfg.eval.knn_temperature,
+                          cfg.eval.batch_size, torch.device(device), data.image_size, data.num_workers)
+    record = {"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"], "eval/knn_k": cfg.eval.knn_k,
+              "eval/knn_temperature": cfg.eval.knn_temperature, "eval/knn_feature": cfg.eval.feature,
+              "eval/knn_distance": "cosine", "eval/bank_size": len(train), "eval/test_size": len(test),
+              "checkpoint_epoch": int(state["epoch"])}
+    out = run_dir / "knn"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    MetricsWriter(out / "metrics.jsonl").write(record)
+    return record
