@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     lin.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
     lin.add_argument("--device", default="cpu")
     lin.add_argument("--quiet", action="store_true", help="log warnings only")
+    fin = sub.add_parser("finetune", help="semi-supervised: fine-tune the encoder on 1 %% or 10 %% of the labels")
+    fin.add_argument("target", help="run directory or checkpoint file")
+    fin.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. finetune.fraction=0.1 'finetune.seeds=[0,1,2]'")
+    fin.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
+    fin.add_argument("--device", default="cpu")
     knn = sub.add_parser("knn", help="weighted kNN on the frozen encoder of a run (settings recorded)")
     knn.add_argument("target", help="run directory or checkpoint file")
     knn.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. eval.knn_k=20 eval.feature=embedding")
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(args)
     if args.command == "knn":
         return _knn(args)
+    if args.command == "finetune":
+        return _finetune(args)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "linear":
         return _linear(args)
@@ -90,6 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         print(_table(cfg.run_dir))
     else:
         print(f"stopped after epoch {record['epoch']} of {cfg.train.epochs}; continue with --resume")
+    return 0
+
+
+def _finetune(args) -> int:
+    from synco.engine.finetune import run_finetune
+
+    try:
+        r = run_finetune(args.target, args.recipe, args.overrides, args.device)
+    except (CheckpointError, ConfigError, FileExistsError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return 2
+    print(f"fine-tuned on {100 * r['finetune/fraction']:g} % of the labels ({r['finetune/labelled_images']} images, "
+          f"{r['finetune/subset_file']}), {r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
+          f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
+          f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %")
     return 0
 
 
