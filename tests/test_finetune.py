@@ -22,7 +22,7 @@ def test_balanced_subset_is_per_class_deterministic_and_seeded():
 def test_subset_files_round_trip_and_unknown_names_are_reported(tmp_path):
     class Folder:  # the part of folders.FolderData that subsets use
         in_memory = False
-        paths = ["/d/train/a/x1.JPEG", "/d/train/a/x2.JPEG", "/d/train/b/y1.JPEG"]
+        paths = ("/d/train/a/x1.JPEG", "/d/train/a/x2.JPEG", "/d/train/b/y1.JPEG")
 
         def __len__(self):
             return 3

@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--images", type=int, default=512)
     pipe.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     pipe.add_argument("--batch", type=int, default=32)
+    ana = what.add_parser("analysis", help="cost of logging the negatives' statistics during training")
+    ana.add_argument("--recipes", default="configs/pretrain/cifar10")
+    ana.add_argument("--repeats", type=int, default=15)
+    ana.add_argument("--every", type=int, default=20, help="eval.analysis_every")
     s = what.add_parser("steps", help="training steps of MoCo-v2 / MoCHI / SynCo and the input pipeline")
     s.add_argument("--recipes", default="configs/pretrain/cifar10",
                    help="directory with moco_v2.yaml, mochi.yaml and synco.yaml")
@@ -82,6 +86,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"input pipeline from files: {result['source']}, crops of {args.image_size} px, batch {args.batch}; "
               f"{_machine('cpu')}; one pass each, first batch (worker start-up) not timed")
         _print_table(result["rows"], [("pipeline", "pipeline", ""), ("images_per_s", "images/s", ".0f")])
+        return 0
+    if args.bench == "analysis":
+        from synco.bench.analysis import run_analysis_cost
+
+        r = run_analysis_cost(args.recipes, args.repeats, args.every)
+        print(f"SynCo step {r['plain_ms']:.1f} ms, with the statistics observed {r['observed_ms']:.1f} ms "
+              f"(+{r['extra_ms']:.1f} ms); observed every {r['every']} steps: {r['share_percent']:.2f} % of training "
+              f"time; {_machine('cpu')}, {malloc}, medians of {args.repeats} rounds")
         return 0
     from synco.bench.steps import run_steps
 

@@ -123,6 +123,7 @@ class EvalConfig:
     test_subset: Optional[int] = None  # kNN queries / linear-probe test: first n test images (None: all)
     baselines: bool = False  # also evaluate the untrained encoder and raw pixels
     every_epochs: Optional[int] = None  # kNN monitor: also evaluate after every n-th epoch
+    analysis_every: Optional[int] = 20  # steps between observations of the negatives' statistics (None: off)
 
 
 @dataclass
@@ -208,7 +209,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("data.image_size", "model.embedding_dim", "model.bn_splits", "method.queue_size", "trainer.num_nodes",
                 "train.batch_size", "train.log_every", "eval.knn_k", "eval.batch_size"):
         _at_least(cfg, key, 1)
-    for key in ("data.subset", "eval.train_subset", "eval.test_subset", "eval.every_epochs", "train.stop_after"):
+    for key in ("data.subset", "eval.train_subset", "eval.test_subset", "eval.every_epochs", "train.stop_after",
+                "eval.analysis_every"):
         _at_least(cfg, key, 1, optional=True)
     for key in ("train.epochs", "data.num_workers", "method.negatives.warmup_epochs", "train.weight_decay"):
         _at_least(cfg, key, 0)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from synco.data.batch_augment import BatchAugment
 from synco.data.loaders import normalisation
+from synco.engine.analysis_log import NegativeLog
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
 from synco.engine.cpu_memory import keep_freed_cpu_memory
@@ -143,6 +144,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     if cfg.data.augment_on != "batch":  # DataLoader workers: everything (sample) or decode + crop (accelerator)
         sample_loader = SampleLoader(cfg, train, mean, std, device)
     warmup = cfg.method.negatives.warmup_epochs
+    negative_log = NegativeLog(cfg.method.temperature, train.labels) if cfg.eval.analysis_every else None
 
     def knn_record() -> dict:
         sync_batchnorm_statistics(method.encoder_q)  # every rank evaluates rank 0's encoder
@@ -168,8 +170,11 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
             disable=not (cfg.train.progress and fabric.is_global_zero),
         )
         for step, (view_q, view_k, index) in enumerate(bar):
+            observe = None
+            if negative_log is not None and fabric.is_global_zero and step % cfg.eval.analysis_every == 0:
+                observe = negative_log.observe
             loss = train_step(fabric, model, method, optimizer, view_q, view_k, index, synthesize,
-                              generators.local, generators.shuffle)
+                              generators.local, generators.shuffle, observe)
             loss_sum += loss
             global_step += 1
             if global_step % cfg.train.log_every == 0 or step == steps - 1:
@@ -187,6 +192,8 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         if not math.isfinite(mean_loss):
             raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {mean_loss}; stopping")
         seconds = time.time() - started
+        if negative_log is not None:
+            metrics.write({"epoch": epoch + 1, "step": global_step, **negative_log.epoch_record()})
         metrics.write({
             "epoch": epoch + 1, "step": global_step, "train/loss": mean_loss,
             "train/lr": epoch_lr, "train/synthetic": bool(synthesize), "train/epoch_seconds": seconds,

@@ -18,6 +18,7 @@ def train_step(
     synthesize: bool,
     generator: torch.Generator | None,
     shuffle_generator: torch.Generator | None,
+    observe=None,
 ) -> torch.Tensor:
     """Forward, backward (gradients averaged over ranks by DDP), SGD step, momentum update, enqueue.
 
@@ -30,6 +31,8 @@ def train_step(
         synthesize: False during SynCo's warm-up.
         generator: this rank's source of synthesis draws.
         shuffle_generator: source of the key-shuffle permutation (rank 0's is broadcast).
+        observe: optional ``observe(out, index, queue_image_index)`` called after the update and before
+            the enqueue (the analyses need the queue the logits were computed against).
 
     Returns:
         This rank's loss (detached scalar).
@@ -42,6 +45,8 @@ def train_step(
     fabric.backward(out["loss"])
     optimizer.step()
     method.momentum_update()
+    if observe is not None:
+        observe(out, index, method.queue.image_index)
     # Every rank enqueues the keys of the whole global batch, in rank order, so all queues stay equal.
     method.queue.enqueue(all_gather_cat(out["key"]), all_gather_cat(index))
     return out["loss"].detach()

@@ -143,7 +143,8 @@ class MoCo(nn.Module):
 
         Returns:
             dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
-            (B, S; S = 0 when nothing is synthesised), both un-tempered.
+            (B, S; S = 0 when nothing is synthesised), both un-tempered, ``positive`` (B,) detached q.k,
+            and ``sources`` (``SyntheticSources`` or None: where the synthetic negatives came from).
         """
         # The head runs in float32 (float64 stays float64) even under autocast: bf16 logits carry
         # ~3 significant digits, too few for a softmax over K + S negatives at temperature 0.2.
@@ -161,12 +162,15 @@ class MoCo(nn.Module):
             exclude = self.queue.same_image_mask(image_index)  # (B, K)
             queue_logits = mask_logits(raw_logits, exclude)
         synthetic_logits = query.new_zeros(query.shape[0], 0)  # (B, 0)
+        sources = None
         if synthesize and self.negatives is not None and self.negatives.num_synthetic > 0:
-            synthetic_logits = self.negatives.logits(
+            synthetic_logits, sources = self.negatives.logits_and_sources(
                 query, queue_keys, generator=generator, queue_logits=raw_logits, exclude=exclude
             )  # (B, S)
         loss = info_nce_loss(query, key, queue_logits, synthetic_logits, self.temperature)
-        return {"loss": loss, "queue_logits": queue_logits, "synthetic_logits": synthetic_logits}
+        positive = torch.einsum("bd,bd->b", query.detach(), key)  # (B,) for the analyses
+        return {"loss": loss, "queue_logits": queue_logits, "synthetic_logits": synthetic_logits,
+                "positive": positive, "sources": sources}
 
     def training_step(
         self,

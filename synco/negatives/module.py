@@ -39,6 +39,21 @@ class SyntheticSample:
     coef: torch.Tensor
 
 
+@dataclass  # not frozen: Lightning's output handling rebuilds dataclasses field by field
+class SyntheticSources:
+    """Where a batch's synthetic negatives came from.
+
+    Attributes:
+        hardest: (B, N) the queue rows selected as the N hardest.
+        index: (B, S, 2) queue rows each synthetic negative was built from (column 1: mixup's second, else -1).
+        strategy: (S,) strategy id 1..6 of each synthetic negative.
+    """
+
+    hardest: torch.Tensor
+    index: torch.Tensor
+    strategy: torch.Tensor
+
+
 @dataclass(frozen=True)
 class _Draws:
     """Every random number of one call, drawn in a fixed order so ``sample`` and ``logits`` agree."""
@@ -172,7 +187,9 @@ class SyntheticNegatives(torch.nn.Module):
         Returns:
             :class:`SyntheticSample` with S = sum of the counts.
         """
-        draws = self._draw(query, queue, generator, queue_logits, exclude, hardest)
+        return self._sample(query, queue, self._draw(query, queue, generator, queue_logits, exclude, hardest))
+
+    def _sample(self, query: torch.Tensor, queue: torch.Tensor, draws: _Draws) -> SyntheticSample:
         q = query.detach()
         n = queue.detach()
         pieces = []
@@ -223,16 +240,36 @@ class SyntheticNegatives(torch.nn.Module):
         to rounding on the ``"dots"`` path); the gradient flows into ``query`` only (the synthetic
         vectors are detached). Arguments as :meth:`sample`.
         """
-        if self.logits_path == "vectors":
-            sample = self.sample(query, queue, generator, queue_logits, exclude, hardest)
-            return torch.einsum("bd,bsd->bs", query, sample.vectors.to(query.dtype))  # (B, S)
-        if queue_logits is None:
+        return self.logits_and_sources(query, queue, generator, queue_logits, exclude, hardest)[0]
+
+    def logits_and_sources(
+        self,
+        query: torch.Tensor,
+        queue: torch.Tensor,
+        generator: torch.Generator | None = None,
+        queue_logits: torch.Tensor | None = None,
+        exclude: torch.Tensor | None = None,
+        hardest: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, SyntheticSources]:
+        """:meth:`logits` and where the negatives came from (for the analyses), from one set of draws."""
+        if queue_logits is None and self.logits_path == "dots":
             queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
         draws = self._draw(query, queue, generator, queue_logits, exclude, hardest)
-        return synthetic_logits_from_dots(
+        strategy = torch.repeat_interleave(
+            torch.arange(1, 7, device=query.device), torch.tensor(self.counts, device=query.device)
+        )  # (S,)
+        second_column = [torch.full_like(f, -1) for f in draws.first]
+        second_column[2] = draws.second
+        index = torch.stack([torch.cat(draws.first, dim=1), torch.cat(second_column, dim=1)], dim=-1)  # (B, S, 2)
+        sources = SyntheticSources(hardest=draws.hard, index=index, strategy=strategy)
+        if self.logits_path == "vectors":
+            vectors = self._sample(query, queue, draws).vectors
+            return torch.einsum("bd,bsd->bs", query, vectors.to(query.dtype)), sources  # (B, S)
+        logits = synthetic_logits_from_dots(
             query, queue, queue_logits, draws.first, draws.second, draws.coef, draws.noise,
             self.extrapolation, self.delta, self.eta,
         )  # (B, S)
+        return logits, sources
 
     # ------------------------------------------------------------------ random draws
     def _draw(

@@ -1,0 +1,63 @@
+"""Accumulates the per-step negative statistics of ``synco.analysis.negatives`` over an epoch.
+
+Every ``eval.analysis_every`` steps the training loop hands a step's outputs (before the enqueue, so
+the queue still matches the logits) to :meth:`NegativeLog.observe`; :meth:`NegativeLog.epoch_record`
+returns the epoch's means as ``analysis/...`` entries of metrics.jsonl. With several processes rank 0
+observes its own queries (a sample of the global batch).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from synco.analysis.negatives import false_negative_rates, hardness_profile, proxy_accuracy, strategy_statistics
+
+
+class NegativeLog:
+    def __init__(self, temperature: float, labels: torch.Tensor, top: int = 1024) -> None:
+        self.temperature = temperature
+        self.labels = labels  # (N,) labels of the pretraining images (-1: unlabelled)
+        self.top = top
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.hardness: torch.Tensor | None = None
+        self.hardness_steps = 0
+
+    def _add(self, values: dict) -> None:
+        for key, value in values.items():
+            self.sums[key] += value
+            self.counts[key] += 1
+
+    @torch.no_grad()
+    def observe(self, out: dict, index: torch.Tensor, queue_image_index: torch.Tensor) -> None:
+        """One step: ``out`` from ``MoCo.training_step``, this rank's image indices (b,), the queue's (K,)."""
+        positive, queue_logits, synthetic = out["positive"], out["queue_logits"].detach(), out["synthetic_logits"]
+        synthetic = synthetic.detach()
+        self._add(proxy_accuracy(positive, queue_logits, synthetic))
+        profile = hardness_profile(positive, queue_logits, self.temperature, self.top).cpu()
+        self.hardness = profile if self.hardness is None else self.hardness + profile
+        self.hardness_steps += 1
+        sources = out["sources"]
+        if sources is None:
+            self._add({"max_real_logit": queue_logits.max(dim=1).values.mean().item()})
+            return
+        self._add(strategy_statistics(queue_logits, synthetic, sources.strategy, positive, self.temperature))
+        labels = self.labels
+        query_labels = labels[index.cpu()]
+        queue_rows = queue_image_index.cpu()
+        queue_labels = torch.where(queue_rows >= 0, labels[queue_rows.clamp(min=0)], torch.full_like(queue_rows, -1))
+        self._add(false_negative_rates(query_labels, sources.hardest.cpu(), sources.index.cpu(), queue_labels))
+
+    def epoch_record(self) -> dict:
+        """``analysis/<name>`` means over the observed steps (and the mean hardness profile); then resets."""
+        record = {f"analysis/{k}": self.sums[k] / self.counts[k] for k in sorted(self.sums)}
+        if self.hardness is not None:
+            record["analysis/hardness_top"] = [round(v, 8) for v in (self.hardness / self.hardness_steps).tolist()]
+            record["analysis/observed_steps"] = self.hardness_steps
+        self.reset()
+        return record
