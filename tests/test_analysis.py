@@ -67,3 +67,43 @@ def test_statistics_are_logged_each_epoch_during_pretraining(tmp_path):
     assert sum(masses) == pytest.approx(1.0) and len(masses) == 7
     assert 0 <= synco["analysis/fn_rate_hard"] <= 1 and 0 <= synco["analysis/fn_rate_sources"] <= 1
     assert len(synco["analysis/hardness_top"]) == 128  # the top min(1024, K) of a 128-row queue
+    for record in records:  # held-out representation measures, every epoch
+        assert 0 <= record["analysis/align"] <= 4 and record["analysis/uniform"] <= 0
+        assert 1 <= record["analysis/effective_rank"] <= 128 and len(record["analysis/class_ratio"]) == 10
+        assert record["analysis/heldout_images"] == 128  # eval.test_subset of the tiny run
+
+
+def test_alignment_and_uniformity_against_their_definitions():
+    from synco.analysis.representation import alignment, uniformity
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.nn.functional.normalize(torch.randn(50, 8, generator=g, dtype=torch.float64), dim=1)
+    y = torch.nn.functional.normalize(x + 0.1 * torch.randn(50, 8, generator=g, dtype=torch.float64), dim=1)
+    assert alignment(x, y) == pytest.approx(sum(float(((x[i] - y[i]) ** 2).sum()) for i in range(50)) / 50)
+    pairs = [float(torch.exp(-2 * ((x[i] - x[j]) ** 2).sum())) for i in range(50) for j in range(i + 1, 50)]
+    assert uniformity(x) == pytest.approx(torch.tensor(sum(pairs) / len(pairs)).log().item())
+    assert alignment(x, x) == 0
+
+
+def test_effective_rank_of_collapsed_and_spread_embeddings():
+    from synco.analysis.representation import effective_rank
+
+    g = torch.Generator().manual_seed(3)
+    direction = torch.randn(1, 16, generator=g, dtype=torch.float64)
+    collapsed = torch.randn(200, 1, generator=g, dtype=torch.float64) * direction  # rank 1
+    assert effective_rank(collapsed) == pytest.approx(1.0, abs=1e-6)
+    basis = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))[0]
+    spread = torch.cat([basis, -basis])  # zero mean, all singular values equal
+    assert effective_rank(spread) == pytest.approx(16.0)
+
+
+def test_class_distance_ratios_grow_with_tighter_classes():
+    from synco.analysis.representation import class_distance_ratios
+
+    g = torch.Generator().manual_seed(4)
+    centres = torch.randn(3, 8, generator=g, dtype=torch.float64)
+    labels = torch.arange(3).repeat_interleave(20)
+    loose = class_distance_ratios(centres[labels] + 1.0 * torch.randn(60, 8, generator=g, dtype=torch.float64), labels)
+    tight = class_distance_ratios(centres[labels] + 0.1 * torch.randn(60, 8, generator=g, dtype=torch.float64), labels)
+    assert len(loose) == len(tight) == 3
+    assert min(tight) > max(loose) > 0

@@ -177,6 +177,11 @@ class BatchAugment(torch.nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     @torch.no_grad()
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """No augmentation: uint8 (B, C, H, W) at the output size -> normalised float, as for evaluation."""
+        return (images.float() / 255 - self.mean) / self.std
+
+    @torch.no_grad()
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = images.float() / 255  # (B, C, H, W) in [0, 1]
         if self.crop:

@@ -61,3 +61,31 @@ class NegativeLog:
             record["analysis/observed_steps"] = self.hardness_steps
         self.reset()
         return record
+
+
+@torch.no_grad()
+def representation_record(encoder, test, augment, count: int, seed: int, device) -> dict:
+    """Alignment, uniformity, effective rank and class concentration of ``encoder``'s embeddings on the
+    first ``count`` test images (held out from pretraining); in-memory data only.
+
+    Positive pairs are two draws of the training augmentation from a generator seeded with ``seed``, so
+    the analysis never touches the training run's random streams.
+    """
+    from synco.analysis.representation import alignment, class_distance_ratios, effective_rank, uniformity
+
+    if not test.in_memory or augment is None:
+        return {}
+    images, labels = test.images[:count].to(device), test.labels[:count]
+    g = torch.Generator(device=device).manual_seed(seed)
+    was_training = encoder.training
+    encoder.eval()
+    plain = torch.cat([encoder(augment.normalise(images[i:i + 256])).float().cpu() for i in range(0, len(images), 256)])
+    views = [torch.cat([encoder(augment(images[i:i + 256], g)).float().cpu() for i in range(0, len(images), 256)])
+             for _ in range(2)]
+    encoder.train(was_training)
+    ratios = class_distance_ratios(plain, labels)
+    return {
+        "analysis/align": alignment(*views), "analysis/uniform": uniformity(plain),
+        "analysis/effective_rank": effective_rank(plain), "analysis/class_ratio": [round(r, 6) for r in ratios],
+        "analysis/class_ratio_mean": sum(ratios) / max(len(ratios), 1), "analysis/heldout_images": len(images),
+    }

@@ -124,6 +124,7 @@ class EvalConfig:
     baselines: bool = False  # also evaluate the untrained encoder and raw pixels
     every_epochs: Optional[int] = None  # kNN monitor: also evaluate after every n-th epoch
     analysis_every: Optional[int] = 20  # steps between observations of the negatives' statistics (None: off)
+    analysis_images: int = 2000  # held-out test images for alignment/uniformity/rank/class concentration
 
 
 @dataclass

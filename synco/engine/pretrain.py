@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from synco.data.batch_augment import BatchAugment
 from synco.data.loaders import normalisation
-from synco.engine.analysis_log import NegativeLog
+from synco.engine.analysis_log import NegativeLog, representation_record
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
 from synco.engine.cpu_memory import keep_freed_cpu_memory
@@ -193,7 +193,11 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
             raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {mean_loss}; stopping")
         seconds = time.time() - started
         if negative_log is not None:
-            metrics.write({"epoch": epoch + 1, "step": global_step, **negative_log.epoch_record()})
+            record = negative_log.epoch_record()
+            if fabric.is_global_zero:  # rank 0 alone: no collectives inside
+                record.update(representation_record(method.encoder_q, test, augment, cfg.eval.analysis_images,
+                                                    seed + 5, device))
+            metrics.write({"epoch": epoch + 1, "step": global_step, **record})
         metrics.write({
             "epoch": epoch + 1, "step": global_step, "train/loss": mean_loss,
             "train/lr": epoch_lr, "train/synthetic": bool(synthesize), "train/epoch_seconds": seconds,
