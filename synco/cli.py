@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     knn.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. eval.knn_k=20 eval.feature=embedding")
     knn.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
     knn.add_argument("--device", default="cpu")
+    rep = sub.add_parser("report", help="figures and a Markdown page comparing runs side by side")
+    rep.add_argument("runs", nargs="+", help="run directories")
+    rep.add_argument("--out", required=True, help="output folder for report.md and the PNG figures")
     exp = sub.add_parser("export", help="export a run's backbone for torchvision or Detectron2")
     exp.add_argument("target", help="run directory or checkpoint file")
     exp.add_argument("--format", required=True, choices=["torchvision", "detectron2"])
@@ -64,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "report":
+        from synco.report import write_report
+
+        try:
+            page = write_report(args.runs, args.out)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"synco: error: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {page} and its figures")
+        return 0
     if args.command == "knn":
         return _knn(args)
     if args.command == "finetune":
