@@ -9,12 +9,13 @@ protocols were run) and writes PNG figures (matplotlib, Agg backend) and ``repor
 - alignment / uniformity scatter of the last epoch (x = -uniform, y = -align; upper right is better);
 - class-concentration distributions (per-class inter/intra distance ratios) of the last epoch;
 - false-negative rates against epoch;
-- a table of final metrics, one row per run, and one row per method with mean +- std over its runs
-  (several seeds of one recipe) where a method has more than one run.
+- a table of final metrics, one row per run, and one row with mean +- std over the seeds of every
+  setting that has several (runs named ``<setting>_s<seed>``).
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -50,6 +51,8 @@ class Run:
         self.method = config.get("method", {}).get("name", "?")
         self.seed = config.get("train", {}).get("seed", 0)
         self.name = self.path.name
+        # Runs whose names differ only in a trailing _s<seed> are seeds of one setting.
+        self.group = re.sub(r"_s\d+$", "", self.name)
 
     def series(self, key: str) -> tuple[list[int], list]:
         """(epochs, values) of every record holding ``key``."""
@@ -80,16 +83,18 @@ def _format(value) -> str:
 
 
 def final_table(runs: list[Run]) -> list[list[str]]:
-    """Rows of the final-metrics table: header, one row per run, then mean +- std per method with several runs."""
+    """Rows of the final-metrics table: header, one row per run, then mean +- std per setting with several seeds."""
     header = ["run", "method", "seed", *[label for _, label in FINAL_COLUMNS]]
     rows = [header]
     finals = [run.final() for run in runs]
     for run, final in zip(runs, finals):
         rows.append([run.name, run.method, str(run.seed), *[_format(final.get(key)) for key, _ in FINAL_COLUMNS]])
     groups: dict[str, list[dict]] = defaultdict(list)
+    methods = {}
     for run, final in zip(runs, finals):
-        groups[run.method].append(final)
-    for method, members in groups.items():
+        groups[run.group].append(final)
+        methods[run.group] = run.method
+    for group, members in groups.items():
         if len(members) < 2:
             continue
         cells = []
@@ -99,7 +104,7 @@ def final_table(runs: list[Run]) -> list[list[str]]:
                 cells.append("-")
             else:
                 cells.append(f"{_format(statistics.mean(values))} +- {_format(statistics.stdev(values))}")
-        rows.append([f"mean of {len(members)}", method, "", *cells])
+        rows.append([f"{group}: mean of {len(members)}", methods[group], "", *cells])
     return rows
 
 
@@ -196,8 +201,8 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     lines = ["# SynCo report", "", "Runs: " + ", ".join(f"`{run.path}`" for run in runs), "",
              "## Final metrics", "", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
-    note = ("Means +- sample standard deviations are over the runs of one method (different seeds); "
-            "a difference smaller than them says nothing.")
+    note = ("Means +- sample standard deviations are over the seeds of one setting (runs named "
+            "<setting>_s<seed>); a difference smaller than them says nothing.")
     lines += ["", note, ""]
     for name, caption in figures:
         lines += [f"## {caption[0].upper() + caption[1:]}", "", f"![{caption}]({name})", ""]
