@@ -53,12 +53,12 @@ def main() -> None:
                          [f"train.seed={args.seeds[0]}", *off]))
     for name, recipe, extra in plan:
         run_dir = out / "runs" / name
-        if finished(run_dir):
-            continue
         started = time.time()
-        synco("pretrain", recipe, *common, *extra, f"run_dir={run_dir}", "--quiet")
-        synco("linear", str(run_dir), "--recipe", "configs/linear/small.yaml", f"linear.epochs={args.linear_epochs}",
-              "linear.seeds=[0]", "--quiet")
+        if not finished(run_dir):
+            synco("pretrain", recipe, *common, *extra, f"run_dir={run_dir}", "--quiet")
+        if not (run_dir / "linear" / "metrics.jsonl").is_file():
+            synco("linear", str(run_dir), "--recipe", "configs/linear/small.yaml",
+                  f"linear.epochs={args.linear_epochs}", "linear.seeds=[0]", "--quiet")
         print(f"{name}: {time.time() - started:.0f} s", flush=True)
     synco("report", *[str(out / "runs" / name) for name, _, _ in plan], "--out", str(out))
 

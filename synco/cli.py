@@ -60,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     from synco.bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)
-    args = parser.parse_args(argv)
+    # KEY=VALUE overrides may come before or after the options (argparse alone would stop at --recipe).
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or not all("=" in item and not item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if args.command == "bench":
         from synco.bench.cli import run as run_bench
 

@@ -107,3 +107,14 @@ def test_imagenet_recipes_hold_the_papers_settings(epochs):
         1024, 256, 256, 256, 64, 64, 64, 0.01, 0.01, 0.01, 10)
     moco = load_config(root / f"moco_v2_{epochs}ep.yaml")
     assert moco.method.name == "moco_v2" and moco.train == synco.train and moco.method.queue_size == 65536
+
+
+def test_cli_overrides_may_follow_the_options(tmp_path, monkeypatch):
+    from synco import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_linear", lambda args: seen.setdefault("overrides", args.overrides) and 0)
+    cli.main(["linear", str(tmp_path), "a.b=1", "--recipe", "r.yaml", "c.d=2", "--quiet"])
+    assert seen["overrides"] == ["a.b=1", "c.d=2"]
+    with pytest.raises(SystemExit):
+        cli.main(["linear", str(tmp_path), "--recipe", "r.yaml", "--no-such-option"])
