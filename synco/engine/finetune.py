@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-from synco.data.datasets import load_dataset
 from synco.data.loaders import LabelledDataset, normalisation
 from synco.data.subsets import balanced_subset, read_subset, sample_names, write_subset
 from synco.data.transforms import eval_transform
 from synco.engine.config import to_yaml
+from synco.engine.inputs import load_labelled_splits
 from synco.engine.linear import frozen_encoder, load_run
 from synco.engine.metrics import MetricsWriter
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy
@@ -112,11 +112,7 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
     if (out_dir / "metrics.jsonl").exists():
         raise FileExistsError(f"{out_dir / 'metrics.jsonl'} already holds fine-tuning results; set finetune.out_dir")
     device = torch.device(device)
-    data = cfg.data
-    train = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
-                         class_list=data.class_list)
-    test = load_dataset(data.dataset, data.root, False, data.cache_dir, data.image_size, data.download,
-                        class_list=data.class_list, reference_classes=None if train.in_memory else train.classes)
+    train, test = load_labelled_splits(cfg)
     test = test.head(cfg.eval.test_subset)
     indices, subset_path = labelled_subset(cfg, train)
     mean, std = normalisation(train)

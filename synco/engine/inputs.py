@@ -11,6 +11,20 @@ from synco.data.loaders import ViewsDataset
 from synco.data.transforms import TwoViews, pretrain_transform
 
 
+def load_labelled_splits(cfg: DictConfig):
+    """(labelled training split, test split) of ``cfg.data``, whole; a streamed test split must have the
+    training split's classes. Used by pretraining and by every evaluation protocol.
+    """
+    data = cfg.data
+
+    def load(train: bool, **extra):
+        return load_dataset(data.dataset, data.root, train, data.cache_dir, data.image_size, data.download,
+                            class_list=data.class_list, **extra)
+
+    labelled = load(True)
+    return labelled, load(False, reference_classes=None if labelled.in_memory else labelled.classes)
+
+
 def load_splits(cfg: DictConfig):
     """(pretraining images, kNN memory bank, kNN queries), checked against the configuration.
 
@@ -22,13 +36,7 @@ def load_splits(cfg: DictConfig):
         ValueError: image size or batch size do not fit the data; malformed folders.
     """
     data = cfg.data
-
-    def load(train: bool, **extra):
-        return load_dataset(data.dataset, data.root, train, data.cache_dir, data.image_size, data.download,
-                            class_list=data.class_list, **extra)
-
-    labelled = load(True)
-    test = load(False, reference_classes=None if labelled.in_memory else labelled.classes)
+    labelled, test = load_labelled_splits(cfg)
     if labelled.in_memory and labelled.images.shape[-1] != data.image_size:
         raise ValueError(
             f"data.image_size={data.image_size} but {data.dataset} images are {labelled.images.shape[-1]} "
@@ -36,7 +44,8 @@ def load_splits(cfg: DictConfig):
         )
     pretrain_images = labelled
     if data.dataset == "stl10":
-        pretrain_images = load(True, pretrain_split=data.pretrain_split or "unlabeled")
+        pretrain_images = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
+                                       pretrain_split=data.pretrain_split or "unlabeled")
     train = pretrain_images.head(data.subset)
     if len(train) < cfg.train.batch_size:
         raise ValueError(

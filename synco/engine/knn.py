@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from synco.data.datasets import load_dataset
 from synco.data.loaders import normalisation
 from synco.engine.config import to_yaml
 from synco.engine.evaluate import knn_evaluate
+from synco.engine.inputs import load_labelled_splits
 from synco.engine.linear import frozen_encoder, load_run
 from synco.engine.metrics import MetricsWriter
 
@@ -21,10 +21,7 @@ def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] 
     """
     state, cfg, run_dir = load_run(target, recipe, overrides)
     data = cfg.data
-    train = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
-                         class_list=data.class_list)
-    test = load_dataset(data.dataset, data.root, False, data.cache_dir, data.image_size, data.download,
-                        class_list=data.class_list, reference_classes=None if train.in_memory else train.classes)
+    train, test = load_labelled_splits(cfg)
     train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)
     mean, std = normalisation(train)
     model = frozen_encoder(cfg, state, train.channels, cfg.eval.feature).to(device)

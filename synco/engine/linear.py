@@ -20,11 +20,11 @@ from omegaconf import DictConfig
 from torch import nn
 from torchvision.transforms import v2
 
-from synco.data.datasets import load_dataset
 from synco.data.loaders import LabelledDataset, normalisation
 from synco.engine.checkpoint import load_checkpoint
 from synco.engine.config import load_config, to_yaml
 from synco.engine.evaluate import feature_model, sharded_features
+from synco.engine.inputs import load_labelled_splits
 from synco.engine.metrics import MetricsWriter
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy, train_linear_on_features
 from synco.methods.build import build_method
@@ -121,10 +121,7 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
         raise FileExistsError(f"{out_dir / 'metrics.jsonl'} already holds linear-probe results; set linear.out_dir")
     device = torch.device(device)
     data = cfg.data
-    train = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
-                         class_list=data.class_list)
-    test = load_dataset(data.dataset, data.root, False, data.cache_dir, data.image_size, data.download,
-                        class_list=data.class_list, reference_classes=None if train.in_memory else train.classes)
+    train, test = load_labelled_splits(cfg)
     train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)  # all by default
     mean, std = normalisation(train)
     feature = cfg.linear.feature or cfg.eval.feature

@@ -214,14 +214,7 @@ class SyntheticNegatives(torch.nn.Module):
             vectors = torch.cat(pieces, dim=1)  # (B, S, D)
         else:
             vectors = q.new_zeros(batch, 0, dim)  # (B, 0, D)
-        strategy = torch.repeat_interleave(
-            torch.arange(1, 7, device=q.device), torch.tensor(self.counts, device=q.device)
-        )  # (S,)
-        second_column = [torch.full_like(f, -1) for f in draws.first]
-        second_column[2] = draws.second
-        index = torch.stack(
-            [torch.cat(draws.first, dim=1), torch.cat(second_column, dim=1)], dim=-1
-        )  # (B, S, 2)
+        strategy, index = self._layout(draws, q.device)
         coef = torch.cat(draws.coef, dim=1)  # (B, S)
         return SyntheticSample(vectors=vectors, strategy=strategy, index=index, coef=coef)
 
@@ -255,12 +248,7 @@ class SyntheticNegatives(torch.nn.Module):
         if queue_logits is None and self.logits_path == "dots":
             queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
         draws = self._draw(query, queue, generator, queue_logits, exclude, hardest)
-        strategy = torch.repeat_interleave(
-            torch.arange(1, 7, device=query.device), torch.tensor(self.counts, device=query.device)
-        )  # (S,)
-        second_column = [torch.full_like(f, -1) for f in draws.first]
-        second_column[2] = draws.second
-        index = torch.stack([torch.cat(draws.first, dim=1), torch.cat(second_column, dim=1)], dim=-1)  # (B, S, 2)
+        strategy, index = self._layout(draws, query.device)
         sources = SyntheticSources(hardest=draws.hard, index=index, strategy=strategy)
         if self.logits_path == "vectors":
             vectors = self._sample(query, queue, draws).vectors
@@ -270,6 +258,16 @@ class SyntheticNegatives(torch.nn.Module):
             self.extrapolation, self.delta, self.eta,
         )  # (B, S)
         return logits, sources
+
+    def _layout(self, draws: _Draws, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(strategy (S,) ids 1..6, index (B, S, 2) source rows; column 1 is mixup's second, else -1)."""
+        strategy = torch.repeat_interleave(
+            torch.arange(1, 7, device=device), torch.tensor(self.counts, device=device)
+        )  # (S,)
+        second_column = [torch.full_like(f, -1) for f in draws.first]
+        second_column[2] = draws.second
+        index = torch.stack([torch.cat(draws.first, dim=1), torch.cat(second_column, dim=1)], dim=-1)  # (B, S, 2)
+        return strategy, index
 
     # ------------------------------------------------------------------ random draws
     def _draw(
