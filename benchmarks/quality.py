@@ -1,11 +1,14 @@
 """Side-by-side quality benchmark: MoCo-v2, MoCHI and SynCo with one budget, several seeds, and each
 SynCo strategy alone; evaluated with kNN and the linear probe, summarised by ``synco report``.
 
-Every run is a separate ``synco pretrain`` process on the CIFAR-10 recipes (small CNN, K 4096, N 256,
-counts 64/64/64/16/16/16) with a smaller budget so that the whole benchmark fits a CPU session; runs
-that already finished are skipped, so the script can be stopped and started again.
+Every run is a separate ``synco pretrain`` process on the recipes of one dataset
+(``configs/pretrain/<dataset>/{moco_v2,mochi,synco}.yaml``: small CNN, K 4096, N 256, counts
+64/64/64/16/16/16) with a smaller budget so that the whole benchmark fits a CPU session; runs that
+already finished are skipped, so the script can be stopped and started again.
 
-    .venv/bin/python benchmarks/quality.py --out reports/quality_cifar10 --seeds 0 1 --subset 20000 --epochs 3
+    .venv/bin/python benchmarks/quality.py --out reports/quality_cifar10 --seeds 0 1 2 --subset 20000 --epochs 3
+    .venv/bin/python benchmarks/quality.py --dataset fashion_mnist --out reports/quality_fashion_mnist \
+        --seeds 0 1 2 --subset 20000 --epochs 3 --no-ablation
 """
 
 from __future__ import annotations
@@ -31,25 +34,28 @@ def synco(*args: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="reports/quality_cifar10")
+    parser.add_argument("--dataset", default="cifar10", choices=["cifar10", "fashion_mnist"],
+                        help="recipes under configs/pretrain/<dataset>/")
+    parser.add_argument("--out", default=None, help="default: reports/quality_<dataset>")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--subset", type=int, default=20000, help="pretraining images (class-balanced prefix)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--linear-epochs", type=int, default=30)
     parser.add_argument("--no-ablation", action="store_true", help="skip the one-strategy-alone runs")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or f"reports/quality_{args.dataset}")
+    recipes = Path("configs/pretrain") / args.dataset
     common = [f"data.subset={args.subset}", f"train.epochs={args.epochs}", "method.negatives.warmup_epochs=1",
               f"eval.train_subset={args.subset}", "eval.test_subset=5000", "eval.baselines=false",
               "train.progress=false"]
     plan = []
     for seed in args.seeds:
         for method in ("moco_v2", "mochi", "synco"):
-            plan.append((f"{method}_s{seed}", f"configs/pretrain/cifar10/{method}.yaml", [f"train.seed={seed}"]))
+            plan.append((f"{method}_s{seed}", str(recipes / f"{method}.yaml"), [f"train.seed={seed}"]))
     if not args.no_ablation:
         for keep in STRATEGIES:
             off = [f"method.negatives.{name}=0" for name in STRATEGIES if name != keep]
-            plan.append((f"synco_only_{keep[4:]}_s{args.seeds[0]}", "configs/pretrain/cifar10/synco.yaml",
+            plan.append((f"synco_only_{keep[4:]}_s{args.seeds[0]}", str(recipes / "synco.yaml"),
                          [f"train.seed={args.seeds[0]}", *off]))
     for name, recipe, extra in plan:
         run_dir = out / "runs" / name
