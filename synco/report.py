@@ -1,11 +1,13 @@
 """``synco report RUN_DIR [RUN_DIR ...] --out DIR``: figures and one Markdown page comparing runs.
 
 Reads each run's ``config.yaml`` and ``metrics.jsonl`` (and ``linear/``, ``finetune_*/`` when the
-protocols were run) and writes PNG figures (matplotlib, Agg backend) and ``report.md``:
+protocols were run) and writes PNG figures (``report_figures.py``: matplotlib, Agg backend) and
+``report.md``:
 
 - kNN top-1 and training loss against epoch;
 - proxy-task accuracy (real and real + synthetic negatives) against epoch;
-- the hardness profile of the last epoch (top matching probabilities, log scale);
+- the hardness profile of every epoch (top matching probabilities, log scale), a panel per setting;
+- each strategy's share of the negative probability mass and its largest logit against the real one;
 - alignment / uniformity scatter of the last epoch (x = -uniform, y = -align; upper right is better);
 - class-concentration distributions (per-class inter/intra distance ratios) of the last epoch;
 - false-negative rates against epoch;
@@ -23,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from synco.engine.metrics import read_metrics
+from synco.report_figures import write_figures
 
 FINAL_COLUMNS = [
     ("eval/knn_top1", "kNN top-1 %"),
@@ -108,86 +111,6 @@ def final_table(runs: list[Run]) -> list[list[str]]:
     return rows
 
 
-def _figures(runs: list[Run], out: Path) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    written = []
-
-    def save(fig, name: str, caption: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
-        written.append((name, caption))
-
-    def lines(keys_labels, ylabel: str, name: str, caption: str, logy: bool = False) -> None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        drawn = False
-        for run in runs:
-            for key, label in keys_labels:
-                epochs, values = run.series(key)
-                if values:
-                    ax.plot(epochs, values, marker="o", label=f"{run.name}{label}")
-                    drawn = True
-        if not drawn:
-            plt.close(fig)
-            return
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        if logy:
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        save(fig, name, caption)
-
-    lines([("eval/knn_top1", "")], "kNN top-1 (%)", "knn.png", "kNN top-1 accuracy on the test set")
-    lines([("train/loss", "")], "InfoNCE loss (epoch mean)", "loss.png", "training loss")
-    lines([("analysis/proxy_acc", " (real + synthetic)"), ("analysis/proxy_acc_real", " (real only)")],
-          "share of queries whose key wins", "proxy.png", "proxy-task accuracy (MoCHI; SynCo Fig. 3)")
-    lines([("analysis/fn_rate_hard", " (N hardest)"), ("analysis/fn_rate_sources", " (synthetic sources)")],
-          "share from the query's class", "false_negatives.png", "false-negative rates of the hard negatives")
-
-    profiles = [(run, run.last("analysis/hardness_top")) for run in runs]
-    if any(p for _, p in profiles):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for run, profile in profiles:
-            if profile:
-                ax.plot(range(1, len(profile) + 1), profile, label=run.name)
-        ax.set_xlabel("rank of the negative")
-        ax.set_ylabel("matching probability (mean over queries)")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        save(fig, "hardness.png", "hardness: top matching probabilities of the queue negatives, last epoch (SynCo Fig. 2)")
-
-    points = [(run, run.last("analysis/uniform"), run.last("analysis/align")) for run in runs]
-    if any(u is not None and a is not None for _, u, a in points):
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for run, uniform, align in points:
-            if uniform is not None and align is not None:
-                ax.scatter(-uniform, -align, s=50)
-                ax.annotate(run.name, (-uniform, -align), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        ax.set_xlabel("-uniform (higher is better)")
-        ax.set_ylabel("-align (higher is better)")
-        ax.grid(alpha=0.3)
-        save(fig, "align_uniform.png", "alignment and uniformity on held-out images, last epoch (SynCo Fig. 4)")
-
-    ratios = [(run.name, run.last("analysis/class_ratio")) for run in runs]
-    ratios = [(n, r) for n, r in ratios if r]
-    if ratios:
-        fig, ax = plt.subplots(figsize=(max(4, 1.5 * len(ratios) + 2), 4))
-        ax.boxplot([r for _, r in ratios])
-        ax.set_xticks(range(1, len(ratios) + 1), [n for n, _ in ratios], rotation=20, fontsize=8)
-        ax.set_ylabel("inter / intra class distance")
-        ax.grid(alpha=0.3, axis="y")
-        save(fig, "class_concentration.png", "class concentration per class, last epoch (SynCo Fig. 5)")
-    return written
-
-
 def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write the figures and ``report.md`` into ``out``; returns the page's path."""
     runs = [Run(p) for p in run_dirs]
@@ -196,7 +119,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
         raise ValueError(f"run directories must have distinct names to be told apart: {names}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    figures = _figures(runs, out)
+    figures = write_figures(runs, out)
     table = final_table(runs)
     lines = ["# SynCo report", "", "Runs: " + ", ".join(f"`{run.path}`" for run in runs), "",
              "## Final metrics", "", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]

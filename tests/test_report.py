@@ -25,7 +25,7 @@ def test_report_of_three_runs_with_two_seeds(tmp_path):
     page = write_report([tmp_path / n for n in runs], tmp_path / "report")
     text = page.read_text()
     for figure in ("knn.png", "loss.png", "proxy.png", "false_negatives.png", "hardness.png", "align_uniform.png",
-                   "class_concentration.png"):
+                   "class_concentration.png", "strategies.png"):
         assert (tmp_path / "report" / figure).stat().st_size > 1000 and f"]({figure})" in text
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     knn = read_metrics(tmp_path / "synco_s1" / "metrics.jsonl")[-1]["eval/knn_top1"]

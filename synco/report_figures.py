@@ -1,0 +1,170 @@
+"""The PNG figures of ``synco report`` (matplotlib, Agg backend), one function per figure.
+
+Every function takes the runs (``synco.report.Run``) and draws what their ``metrics.jsonl`` hold;
+a figure whose metrics no run logged is skipped. Figures that would need one curve per run and
+epoch (hardness) or per run and strategy draw the first run of each setting only (runs named
+``<setting>_s<seed>`` are seeds of one setting), so that a benchmark of many seeds stays readable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from synco.report import Run
+
+#: Strategies in the order SynCo lays them out (``synco.negatives.STRATEGIES``), for the strategy figure.
+_STRATEGIES = ("interpolate", "extrapolate", "mixup", "noise", "perturb", "adversarial")
+
+
+def _first_of_each_setting(runs: list[Run]) -> list[Run]:
+    seen, out = set(), []
+    for run in runs:
+        if run.group not in seen:
+            seen.add(run.group)
+            out.append(run)
+    return out
+
+
+class _Figures:
+    """Collects (file name, caption) of the figures written into ``out``."""
+
+    def __init__(self, runs: list[Run], out: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        self.plt, self.runs, self.out = plt, runs, out
+        self.written: list[tuple[str, str]] = []
+
+    def save(self, fig, name: str, caption: str) -> None:
+        fig.tight_layout()
+        fig.savefig(self.out / name, dpi=120)
+        self.plt.close(fig)
+        self.written.append((name, caption))
+
+    def lines(self, keys_labels, ylabel: str, name: str, caption: str) -> None:
+        """One line per run and key against epoch."""
+        from matplotlib.ticker import MaxNLocator
+
+        fig, ax = self.plt.subplots(figsize=(6, 4))
+        drawn = False
+        for run in self.runs:
+            for key, label in keys_labels:
+                epochs, values = run.series(key)
+                if values:
+                    ax.plot(epochs, values, marker="o", label=f"{run.name}{label}")
+                    drawn = True
+        if not drawn:
+            self.plt.close(fig)
+            return
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2 if len(self.runs) > 6 else 1)
+        self.save(fig, name, caption)
+
+    def hardness(self) -> None:
+        """A panel per setting: the mean top matching probabilities of every epoch (SynCo Fig. 2)."""
+        runs = [run for run in _first_of_each_setting(self.runs) if run.series("analysis/hardness_top")[1]]
+        if not runs:
+            return
+        columns = min(3, len(runs))
+        rows = -(-len(runs) // columns)
+        fig, axes = self.plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), sharex=True, sharey=True,
+                                      squeeze=False)
+        colormap = self.plt.get_cmap("viridis")
+        for ax, run in zip(axes.flat, runs):
+            epochs, profiles = run.series("analysis/hardness_top")
+            for i, (epoch, profile) in enumerate(zip(epochs, profiles)):
+                shade = colormap(i / max(1, len(epochs) - 1))
+                ax.plot(range(1, len(profile) + 1), profile, color=shade, label=f"epoch {epoch}")
+            ax.set_title(run.name, fontsize=9)
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        for ax in axes.flat[len(runs):]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
+            ax.set_xlabel("rank of the negative")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("matching probability")
+        self.save(fig, "hardness.png", "hardness: top matching probabilities of the queue negatives (mean over "
+                  "queries), per epoch, first seed of each setting (SynCo Fig. 2)")
+
+    def strategies(self) -> None:
+        """Last epoch, per setting with synthesis: each strategy's probability mass and largest logit."""
+        import numpy as np
+
+        runs = [run for run in _first_of_each_setting(self.runs)
+                if any(run.last(f"analysis/mass/{s}") is not None for s in _STRATEGIES)]
+        if not runs:
+            return
+        fig, (mass_ax, logit_ax) = self.plt.subplots(1, 2, figsize=(11, 4))
+        x = np.arange(len(_STRATEGIES))
+        width = 0.8 / len(runs)
+        for i, run in enumerate(runs):
+            offset = (i - (len(runs) - 1) / 2) * width
+            mass = [run.last(f"analysis/mass/{s}") or 0.0 for s in _STRATEGIES]
+            bars = mass_ax.bar(x + offset, mass, width, label=run.name)
+            real = run.last("analysis/max_real_logit")
+            logits = [run.last(f"analysis/max_synthetic_logit/{s}") for s in _STRATEGIES]
+            logit_ax.bar(x + offset, [v if v is not None else np.nan for v in logits], width,
+                         color=bars[0].get_facecolor(), label=run.name)
+            if real is not None:
+                logit_ax.hlines(real, x[0] - 0.4, x[-1] + 0.4, colors=bars[0].get_facecolor(), linestyles="--",
+                                linewidth=1)
+        for ax in (mass_ax, logit_ax):
+            ax.set_xticks(x, _STRATEGIES, rotation=20, fontsize=8)
+            ax.grid(alpha=0.3, axis="y")
+        mass_ax.legend(fontsize=7)  # one legend: the colours are the same in both panels
+        mass_ax.set_ylabel("share of the negative probability mass")
+        logit_ax.set_ylabel("largest logit q.s (mean over queries)")
+        logit_ax.set_title("dashed: largest real logit q.n", fontsize=8)
+        self.save(fig, "strategies.png", "synthetic negatives by strategy, last epoch: share of the negative "
+                  "probability mass and largest logit against the largest real one (SynCo section 6.1)")
+
+    def align_uniform(self) -> None:
+        points = [(run, run.last("analysis/uniform"), run.last("analysis/align")) for run in self.runs]
+        points = [(run, u, a) for run, u, a in points if u is not None and a is not None]
+        if not points:
+            return
+        fig, ax = self.plt.subplots(figsize=(5, 4))
+        for run, uniform, align in points:
+            ax.scatter(-uniform, -align, s=50)
+            ax.annotate(run.name, (-uniform, -align), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.set_xlabel("-uniform (higher is better)")
+        ax.set_ylabel("-align (higher is better)")
+        ax.grid(alpha=0.3)
+        self.save(fig, "align_uniform.png", "alignment and uniformity on held-out images, last epoch (SynCo Fig. 4)")
+
+    def class_concentration(self) -> None:
+        ratios = [(run.name, run.last("analysis/class_ratio")) for run in self.runs]
+        ratios = [(name, r) for name, r in ratios if r]
+        if not ratios:
+            return
+        fig, ax = self.plt.subplots(figsize=(max(4, 0.9 * len(ratios) + 2), 4))
+        ax.boxplot([r for _, r in ratios])
+        ax.set_xticks(range(1, len(ratios) + 1), [n for n, _ in ratios], rotation=30, fontsize=7, ha="right")
+        ax.set_ylabel("inter / intra class distance")
+        ax.grid(alpha=0.3, axis="y")
+        self.save(fig, "class_concentration.png", "class concentration per class, last epoch (SynCo Fig. 5)")
+
+
+def write_figures(runs: list[Run], out: Path) -> list[tuple[str, str]]:
+    """Write every figure the runs have metrics for into ``out``; returns (file name, caption) pairs."""
+    figures = _Figures(runs, out)
+    figures.lines([("eval/knn_top1", "")], "kNN top-1 (%)", "knn.png", "kNN top-1 accuracy on the test set")
+    figures.lines([("train/loss", "")], "InfoNCE loss (epoch mean)", "loss.png", "training loss")
+    figures.lines([("analysis/proxy_acc", " (real + synthetic)"), ("analysis/proxy_acc_real", " (real only)")],
+                  "share of queries whose key wins", "proxy.png", "proxy-task accuracy (MoCHI; SynCo Fig. 3)")
+    figures.lines([("analysis/fn_rate_hard", " (N hardest)"), ("analysis/fn_rate_sources", " (synthetic sources)")],
+                  "share from the query's class", "false_negatives.png", "false-negative rates of the hard negatives")
+    figures.hardness()
+    figures.strategies()
+    figures.align_uniform()
+    figures.class_concentration()
+    return figures.written
