@@ -26,6 +26,13 @@ def _table(run_dir: str) -> str:
     return "\n".join(lines)
 
 
+def _other_rank() -> bool:
+    """True in every process but rank 0 of a multi-process run: one summary on the console is enough."""
+    from synco.distributed import rank
+
+    return rank() != 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synco", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,18 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     lin.add_argument("target", help="run directory or checkpoint file")
     lin.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. linear.epochs=100 'linear.seeds=[0,1,2]'")
     lin.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
-    lin.add_argument("--device", default="cpu")
+    lin.add_argument("--device", default=None, help="sets trainer.accelerator (cpu, cuda, auto); default: the run's")
     lin.add_argument("--quiet", action="store_true", help="log warnings only")
     fin = sub.add_parser("finetune", help="semi-supervised: fine-tune the encoder on 1 %% or 10 %% of the labels")
     fin.add_argument("target", help="run directory or checkpoint file")
     fin.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. finetune.fraction=0.1 'finetune.seeds=[0,1,2]'")
     fin.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
-    fin.add_argument("--device", default="cpu")
+    fin.add_argument("--device", default=None, help="sets trainer.accelerator (cpu, cuda, auto); default: the run's")
     knn = sub.add_parser("knn", help="weighted kNN on the frozen encoder of a run (settings recorded)")
     knn.add_argument("target", help="run directory or checkpoint file")
     knn.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. eval.knn_k=20 eval.feature=embedding")
     knn.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
-    knn.add_argument("--device", default="cpu")
+    knn.add_argument("--device", default=None, help="sets trainer.accelerator (cpu, cuda, auto); default: the run's")
     rep = sub.add_parser("report", help="figures and a Markdown page comparing runs side by side")
     rep.add_argument("runs", nargs="+", help="run directories")
     rep.add_argument("--out", required=True, help="output folder for report.md and the PNG figures")
@@ -105,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as err:
         print(f"synco: training stopped: {err}", file=sys.stderr)
         return 3
-    from synco.distributed import rank
-
-    if rank() != 0:  # every process returns here; one report is enough
+    if _other_rank():  # every process returns here; one report is enough
         return 0
     if record.get("finished"):
         print(f"\nkNN on {cfg.data.dataset} test set (k={cfg.eval.knn_k}, t={cfg.eval.knn_temperature}, "
@@ -126,6 +131,8 @@ def _finetune(args) -> int:
     except (CheckpointError, ConfigError, FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"synco: error: {err}", file=sys.stderr)
         return 2
+    if _other_rank():
+        return 0
     print(f"fine-tuned on {100 * r['finetune/fraction']:g} % of the labels ({r['finetune/labelled_images']} images, "
           f"{r['finetune/subset_file']}), {r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
           f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
@@ -141,6 +148,8 @@ def _knn(args) -> int:
     except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
         print(f"synco: error: {err}", file=sys.stderr)
         return 2
+    if _other_rank():
+        return 0
     print(f"kNN (k={r['eval/knn_k']}, t={r['eval/knn_temperature']}, {r['eval/knn_feature']} features, cosine; "
           f"bank {r['eval/bank_size']}, test {r['eval/test_size']}): top-1 {r['eval/knn_top1']:.2f} %, "
           f"top-5 {r['eval/knn_top5']:.2f} %")
@@ -174,6 +183,8 @@ def _linear(args) -> int:
     except BackboneChangedError as err:
         print(f"synco: {err}", file=sys.stderr)
         return 4
+    if _other_rank():
+        return 0
     seeds = summary["linear/seeds"]
     print(f"linear probe ({summary['linear/epochs']} epochs, lr {summary['linear/lr']}, "
           f"{summary['linear/feature']} features, augment={summary['linear/augment']}) over seeds {seeds}:")

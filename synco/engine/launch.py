@@ -37,3 +37,24 @@ def build_fabric(cfg: DictConfig) -> Fabric:
     if not fabric.is_global_zero:
         logging.getLogger("synco").setLevel(logging.WARNING)
     return fabric
+
+
+def protocol_fabric(cfg: DictConfig, device: str | None = None) -> Fabric:
+    """Fabric for an evaluation protocol (knn, linear, finetune) on a run's saved configuration.
+
+    The protocols inherit the run's ``trainer`` block, so a run pretrained on 8 GPUs is evaluated on 8
+    unless ``trainer.devices=1`` is given; ``device`` (the CLI's ``--device``) sets
+    ``trainer.accelerator`` (cpu, cuda/gpu, mps, auto).
+    """
+    if device is not None:
+        cfg.trainer.accelerator = "cuda" if device == "gpu" else device
+    return build_fabric(cfg)
+
+
+def per_process_batch(batch_size: int, world: int, key: str) -> int:
+    """``batch_size`` (global) split over ``world`` processes; ConfigError naming ``key`` if it does not divide."""
+    from synco.engine.config import ConfigError
+
+    if batch_size % world != 0:
+        raise ConfigError(f"{key}={batch_size} (the global batch) must be a multiple of the {world} processes")
+    return batch_size // world

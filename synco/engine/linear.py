@@ -7,6 +7,11 @@ with ``linear.augment=true`` every epoch sees new random resized crops and flips
 the backbone's state (weights and batch-norm statistics) is compared with its state before: MoCo's
 sanity check that the probe did not change the encoder. Results - per seed and mean +- std - go to
 ``RUN_DIR/linear/metrics.jsonl``.
+
+Several processes (``trainer.devices``, torchrun, SLURM; see ``launch.protocol_fabric``): feature
+extraction is sharded and gathered; on cached features every rank then trains the same classifier
+(it is cheap and deterministic); with augmentation each rank reads its share of every epoch and the
+classifier's gradients are averaged (DDP), the global batch being ``linear.batch_size``. Rank 0 writes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from synco.engine.checkpoint import load_checkpoint
 from synco.engine.config import load_config, to_yaml
 from synco.engine.evaluate import feature_model, sharded_features
 from synco.engine.inputs import load_labelled_splits
+from synco.engine.launch import per_process_batch, protocol_fabric
 from synco.engine.metrics import MetricsWriter
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy, train_linear_on_features
 from synco.methods.build import build_method
@@ -74,39 +80,47 @@ def check_unchanged(model: nn.Module, before: dict[str, torch.Tensor]) -> None:
             raise BackboneChangedError(f"the frozen encoder changed during the linear probe: {name}")
 
 
-def _train_with_augmentation(model, train, test_features, test_labels, cfg, lr, mean, std, seed, device):
-    """Linear probe whose every epoch sees new random resized crops and flips of the training images."""
+def _train_with_augmentation(fabric, model, train, test_features, test_labels, cfg, lr, mean, std, seed):
+    """Linear probe whose every epoch sees new random resized crops and flips of the training images.
+
+    Each process reads every W-th image of the epoch's permutation (``DistributedSampler``, seeded by
+    ``seed``) in batches of ``linear.batch_size / W``; DDP averages the classifier's gradients.
+    """
     size = cfg.data.image_size
     transform = v2.Compose([
         v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std),
     ])
-    torch.manual_seed(seed)
+    batch = per_process_batch(cfg.linear.batch_size, fabric.world_size, "linear.batch_size")
+    torch.manual_seed(seed + fabric.global_rank)  # the crops: a different stream on every rank
     g = torch.Generator().manual_seed(seed)
-    head = nn.Linear(test_features.shape[1], len(train.classes)).to(device)
+    head = nn.Linear(test_features.shape[1], len(train.classes))
     nn.init.normal_(head.weight, std=0.01, generator=g)
     nn.init.zeros_(head.bias)
     optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=cfg.linear.momentum,
                                 weight_decay=cfg.linear.weight_decay)
-    loader = torch.utils.data.DataLoader(
-        LabelledDataset(train, transform), batch_size=cfg.linear.batch_size, shuffle=True, generator=g,
-        num_workers=cfg.data.num_workers, pin_memory=str(device).startswith("cuda"), drop_last=False,
-    )
+    head, optimizer = fabric.setup(head, optimizer)
+    dataset = LabelledDataset(train, transform)
+    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=fabric.world_size, rank=fabric.global_rank,
+                                                  shuffle=True, seed=seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.data.num_workers,
+                                         pin_memory=fabric.device.type == "cuda", drop_last=False)
     for epoch in range(cfg.linear.epochs):
+        sampler.set_epoch(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr * cosine_factor(epoch, cfg.linear.epochs)
         for images, labels in loader:
-            with torch.no_grad():
-                features = model(images.to(device)).float()
-            loss = F.cross_entropy(head(features), labels.to(device))
+            with torch.no_grad(), fabric.autocast():
+                features = model(images.to(fabric.device)).float()
+            loss = F.cross_entropy(head(features), labels.to(fabric.device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            fabric.backward(loss)
             optimizer.step()
     with torch.no_grad():
-        return topk_accuracy(head(test_features.to(device)).cpu(), test_labels)
+        return topk_accuracy(head(test_features.to(fabric.device)).float().cpu(), test_labels)
 
 
-def run_linear(target: str | Path, recipe: str | None = None, overrides: list[str] = (), device: str = "cpu") -> dict:
+def run_linear(target: str | Path, recipe: str | None = None, overrides: list[str] = (), device: str | None = None) -> dict:
     """Linear probe of a run (directory or checkpoint); returns the summary record written last.
 
     Raises:
@@ -119,8 +133,11 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
     out_dir = Path(cfg.linear.out_dir) if cfg.linear.out_dir else run_dir / "linear"
     if (out_dir / "metrics.jsonl").exists():
         raise FileExistsError(f"{out_dir / 'metrics.jsonl'} already holds linear-probe results; set linear.out_dir")
-    device = torch.device(device)
     data = cfg.data
+    fabric = protocol_fabric(cfg, device)
+    if cfg.linear.augment:  # checked before any work: the global batch must split over the processes
+        per_process_batch(cfg.linear.batch_size, fabric.world_size, "linear.batch_size")
+    device = fabric.device
     train, test = load_labelled_splits(cfg)
     train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)  # all by default
     mean, std = normalisation(train)
@@ -133,14 +150,15 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
     test_features = sharded_features(model, test, mean, std, **extract)  # (T, F)
     train_features = None if cfg.linear.augment else sharded_features(model, train, mean, std, **extract)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(to_yaml(cfg))
-    metrics = MetricsWriter(out_dir / "metrics.jsonl")
+    if fabric.is_global_zero:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(to_yaml(cfg))
+    metrics = MetricsWriter(out_dir / "metrics.jsonl", enabled=fabric.is_global_zero)
     results = []
     for seed in cfg.linear.seeds:
         if cfg.linear.augment:
-            result = _train_with_augmentation(model, train, test_features, test.labels, cfg, lr, mean, std, seed,
-                                              device)
+            result = _train_with_augmentation(fabric, model, train, test_features, test.labels, cfg, lr, mean, std,
+                                              seed)
         else:
             result = train_linear_on_features(
                 train_features, train.labels, test_features, test.labels, len(train.classes),
@@ -157,6 +175,7 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
         "linear/seeds": list(cfg.linear.seeds), "linear/epochs": cfg.linear.epochs, "linear/lr": lr,
         "linear/batch_size": cfg.linear.batch_size, "linear/augment": bool(cfg.linear.augment),
         "linear/feature": feature, "linear/checkpoint_epoch": int(state["epoch"]), "linear/backbone_unchanged": True,
+        "linear/processes": fabric.world_size,
     }
     metrics.write(summary)
     return summary
