@@ -33,3 +33,14 @@ def test_heads_benchmark_rows_at_a_tiny_setting():
     assert [r["synthetic"] for r in rows] == [0, 16, 36, 36]
     # The vector path materialises (B, S, D) synthetic vectors; the dot path does not.
     assert rows[3]["peak_mib"] > rows[2]["peak_mib"]
+
+
+def test_head_profile_attributes_the_selection_to_synco_only():
+    from synco.bench.heads import profile_heads
+
+    rows = {r["op"]: r for r in profile_heads(HeadSetting(batch=32, queue=1024, dim=64, num_hard=16,
+                                                          counts=(8, 8, 8, 4, 4, 4)), calls=2)}
+    # MoCo-v2 never selects or draws noise; SynCo does both; both multiply q by the queue.
+    assert rows["aten::topk"]["MoCo-v2"] == 0 and rows["aten::topk"]["SynCo"] > 0
+    assert rows["aten::normal_"]["MoCo-v2"] == 0 and rows["aten::normal_"]["SynCo"] > 0
+    assert rows["aten::bmm"]["MoCo-v2"] > 0 and rows["aten::bmm"]["SynCo"] > 0

@@ -40,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     h.add_argument("--device", default="cpu")
     h.add_argument("--repeats", type=int, default=7)
+    h.add_argument("--profile", action="store_true",
+                   help="also print the self time per call of each operator, MoCo-v2 against SynCo")
     pipe = what.add_parser("pipeline", help="images/s of decoding + augmentation from image files (DataLoader workers)")
     pipe.add_argument("--root", default=None, help="an ImageNet-style folder (ROOT/train/<class>/*); default: synthetic JPEGs")
     pipe.add_argument("--image-size", type=int, default=224)
@@ -78,6 +80,16 @@ def run(args: argparse.Namespace) -> int:
         _print_table(rows, [("head", "head", ""), ("synthetic", "S", "d"), ("ms", "ms", ".1f"),
                             ("time_ratio", "/ MoCo-v2", ".2f"), ("peak_mib", "peak MiB", ".1f"),
                             ("memory_ratio", "/ MoCo-v2", ".2f")])
+        if args.profile:
+            from synco.bench.heads import profile_heads
+
+            rows = profile_heads(setting)
+            for row in rows:
+                row["extra"] = row["SynCo"] - row["MoCo-v2"]
+            print("\nself time per call by operator (PyTorch profiler, 5 calls each), largest SynCo excess first:")
+            _print_table([r for r in rows if max(r["MoCo-v2"], r["SynCo"]) >= 0.05][:25],
+                         [("op", "operator", ""), ("MoCo-v2", "MoCo-v2 ms", ".2f"), ("SynCo", "SynCo ms", ".2f"),
+                          ("extra", "extra ms", ".2f")])
         return 0
     if args.bench == "pipeline":
         from synco.bench.pipeline import run_pipeline

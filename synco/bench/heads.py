@@ -48,8 +48,8 @@ def _negatives(setting: HeadSetting) -> dict[str, SyntheticNegatives | None]:
     }
 
 
-def run_heads(setting: HeadSetting) -> list[dict]:
-    """Median time (forward + backward), median paired ratio to MoCo-v2 and peak memory; a row per head."""
+def _head_functions(setting: HeadSetting) -> tuple[dict, dict]:
+    """({head name: a function running one forward + backward}, {head name: its MoCo method})."""
     device, dtype = torch.device(setting.device), getattr(torch, setting.dtype)
     g = torch.Generator().manual_seed(0)
     query0 = F.normalize(torch.randn(setting.batch, setting.dim, generator=g), dim=1).to(device, dtype)
@@ -69,6 +69,13 @@ def run_heads(setting: HeadSetting) -> list[dict]:
             method.loss(query, key, None, True, synthesis)["loss"].backward()
 
         fns[name], methods[name] = head, method
+    return fns, methods
+
+
+def run_heads(setting: HeadSetting) -> list[dict]:
+    """Median time (forward + backward), median paired ratio to MoCo-v2 and peak memory; a row per head."""
+    device = torch.device(setting.device)
+    fns, methods = _head_functions(setting)
     times = timed_rounds(fns, setting.repeats, device)
     ratios = median_ratios(times, "MoCo-v2")
     rows = []
@@ -83,4 +90,33 @@ def run_heads(setting: HeadSetting) -> list[dict]:
         })
     for row in rows:
         row["memory_ratio"] = row["peak_mib"] / rows[0]["peak_mib"]
+    return rows
+
+
+def profile_heads(setting: HeadSetting, heads: tuple[str, ...] = ("MoCo-v2", "SynCo"), calls: int = 5) -> list[dict]:
+    """Where the time goes: self time per call of every operator (PyTorch profiler), per head.
+
+    Returns rows ``{"op": name, <head>: ms per call, ...}`` sorted by the last head's excess over the
+    first, so the top rows are what the extra negatives cost. Profiler overhead inflates small ops a
+    little; the per-op split, not the total, is the point.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    fns, _ = _head_functions(setting)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if setting.device.startswith("cuda") else [])
+    per_head = {}
+    for name in heads:
+        fn = fns[name]
+        for _ in range(2):
+            fn()
+        with profile(activities=activities) as prof:
+            for _ in range(calls):
+                fn()
+            if setting.device.startswith("cuda"):
+                torch.cuda.synchronize()
+        key = "self_device_time_total" if setting.device.startswith("cuda") else "self_cpu_time_total"
+        per_head[name] = {e.key: getattr(e, key) / 1e3 / calls for e in prof.key_averages() if e.key.startswith("aten::")}
+    ops = sorted(set().union(*per_head.values()))
+    rows = [{"op": op, **{h: per_head[h].get(op, 0.0) for h in heads}} for op in ops]
+    rows.sort(key=lambda r: r[heads[-1]] - r[heads[0]], reverse=True)
     return rows
