@@ -57,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     knn.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. eval.knn_k=20 eval.feature=embedding")
     knn.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
     knn.add_argument("--device", default=None, help="sets trainer.accelerator (cpu, cuda, auto); default: the run's")
+    ana = sub.add_parser("analyze", help="the paper's analyses on a run's checkpoint (proxy task, hardness, "
+                         "strategies, false negatives, align/uniform, rank, class concentration)")
+    ana.add_argument("target", help="run directory or checkpoint file")
+    ana.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. eval.analysis_images=5000")
+    ana.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
+    ana.add_argument("--batches", type=int, default=10, help="training batches observed against the queue")
+    ana.add_argument("--seed", type=int, default=0, help="images, augmentations and synthetic draws")
+    ana.add_argument("--device", default=None, help="sets trainer.accelerator (cpu, cuda, auto); default: the run's")
     rep = sub.add_parser("report", help="figures and a Markdown page comparing runs side by side")
     rep.add_argument("runs", nargs="+", help="run directories")
     rep.add_argument("--out", required=True, help="output folder for report.md and the PNG figures")
@@ -91,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "knn":
         return _knn(args)
+    if args.command == "analyze":
+        return _analyze(args)
     if args.command == "finetune":
         return _finetune(args)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -137,6 +147,22 @@ def _finetune(args) -> int:
           f"{r['finetune/subset_file']}), {r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
           f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
           f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %")
+    return 0
+
+
+def _analyze(args) -> int:
+    from synco.engine.analyze import run_analysis
+
+    try:
+        r = run_analysis(args.target, args.recipe, args.overrides, args.device, args.batches, args.seed)
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return 2
+    print(f"analyses of epoch {r['checkpoint_epoch']} ({r['analysis/batches']} batches against the saved queue, "
+          f"synthesis {'on' if r['analysis/synthesized'] else 'off'}), appended to {args.target}/analysis/metrics.jsonl:")
+    for key, value in r.items():
+        if key.startswith("analysis/") and isinstance(value, float):
+            print(f"  {key[9:]:<34}{value:.4f}")
     return 0
 
 

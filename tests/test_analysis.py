@@ -107,3 +107,37 @@ def test_class_distance_ratios_grow_with_tighter_classes():
     tight = class_distance_ratios(centres[labels] + 0.1 * torch.randn(60, 8, generator=g, dtype=torch.float64), labels)
     assert len(loose) == len(tight) == 3
     assert min(tight) > max(loose) > 0
+
+
+@pytest.mark.slow
+def test_synco_analyze_recomputes_the_analyses_on_a_checkpoint(tmp_path):
+    from test_pretrain import tiny
+
+    from synco.engine.analyze import run_analysis
+    from synco.engine.pretrain import checkpoint_path, pretrain
+
+    pretrain(tiny(tmp_path / "synco", "train.epochs=2", "eval.baselines=false", "eval.analysis_every=null"))
+    pretrain(tiny(tmp_path / "moco", "train.epochs=1", "eval.baselines=false", "method.name=moco_v2"))
+    saved = checkpoint_path(tmp_path / "synco").read_bytes()
+    settings = ["eval.analysis_images=100"]
+    record = run_analysis(tmp_path / "synco", overrides=settings, batches=3)
+    assert checkpoint_path(tmp_path / "synco").read_bytes() == saved  # the queue is read, never updated
+    assert record["analysis/batches"] == 3 and record["analysis/synthesized"] and record["checkpoint_epoch"] == 2
+    assert len(record["analysis/hardness_top"]) == 128  # min(1024, K = 128)
+    strategies = ("interpolate", "extrapolate", "mixup", "noise", "perturb", "adversarial")
+    total = record["analysis/mass/real"] + sum(record[f"analysis/mass/{s}"] for s in strategies)
+    assert total == pytest.approx(1, abs=1e-5)
+    assert record["analysis/proxy_acc"] <= record["analysis/proxy_acc_real"]  # more negatives: never easier
+    for key in ("fn_rate_hard", "fn_rate_sources", "align", "uniform", "effective_rank", "class_ratio_mean"):
+        assert f"analysis/{key}" in record
+    assert 0 <= record["analysis/fn_rate_hard"] <= 1 and record["analysis/heldout_images"] == 100
+    again = run_analysis(tmp_path / "synco", overrides=settings, batches=3)
+    other = run_analysis(tmp_path / "synco", overrides=settings, batches=3, seed=1)
+    assert again == record and other["analysis/mass/real"] != record["analysis/mass/real"]
+    assert len(read_metrics(tmp_path / "synco" / "analysis" / "metrics.jsonl")) == 3
+
+    moco = run_analysis(tmp_path / "moco", overrides=settings, batches=2)
+    assert not moco["analysis/synthesized"] and not any(k.startswith("analysis/mass/") for k in moco)
+    assert moco["analysis/proxy_acc"] == moco["analysis/proxy_acc_real"]
+    with pytest.raises(ValueError, match="batches must be at least 1"):
+        run_analysis(tmp_path / "moco", batches=0)

@@ -89,6 +89,28 @@ class SampleLoader:
         return iter(self.loader)
 
 
+def augmentation(cfg: DictConfig, data, mean: list[float], std: list[float], device):
+    """(batched augmentation or None, per-image SampleLoader or None) for ``cfg.data.augment_on``.
+
+    ``batch``: ``BatchAugment`` does everything on the device; ``accelerator``: workers decode and crop,
+    ``BatchAugment(crop=False)`` does the rest; ``sample``: the workers do everything.
+    """
+    from synco.data.batch_augment import BatchAugment
+
+    augment = sample_loader = None
+    if cfg.data.augment_on in ("batch", "accelerator"):  # tensor ops on the whole batch, on the training device
+        augment = BatchAugment(
+            cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
+            jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
+            hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
+            blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
+            crop=cfg.data.augment_on == "batch",
+        ).to(device)
+    if cfg.data.augment_on != "batch":  # DataLoader workers: everything (sample) or decode + crop (accelerator)
+        sample_loader = SampleLoader(cfg, data, mean, std, device)
+    return augment, sample_loader
+
+
 def views_iterator(cfg, data, order, batch_size, augment, generator, device, rank=0, world=1, sample_loader=None,
                    worker_seed=0):
     """Yield this rank's (view_q, view_k, image_index) batches in ``order``.

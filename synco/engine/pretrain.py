@@ -17,14 +17,13 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from synco.data.batch_augment import BatchAugment
 from synco.data.loaders import normalisation
 from synco.engine.analysis_log import NegativeLog, representation_record
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.config import to_yaml
 from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
-from synco.engine.inputs import SampleLoader, load_splits, views_iterator
+from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import build_fabric
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rng import RunGenerators
@@ -132,17 +131,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
 
     model, optimizer = fabric.setup(method, optimizer)
     model.mark_forward_method("training_step")
-    augment = sample_loader = None
-    if cfg.data.augment_on in ("batch", "accelerator"):  # tensor ops on the whole batch, on the training device
-        augment = BatchAugment(
-            cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
-            jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
-            hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
-            blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
-            crop=cfg.data.augment_on == "batch",
-        ).to(device)
-    if cfg.data.augment_on != "batch":  # DataLoader workers: everything (sample) or decode + crop (accelerator)
-        sample_loader = SampleLoader(cfg, train, mean, std, device)
+    augment, sample_loader = augmentation(cfg, train, mean, std, device)
     warmup = cfg.method.negatives.warmup_epochs
     negative_log = NegativeLog(cfg.method.temperature, train.labels) if cfg.eval.analysis_every else None
 
