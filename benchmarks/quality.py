@@ -6,7 +6,8 @@ Every run is a separate ``synco pretrain`` process on the recipes of one dataset
 64/64/64/16/16/16) with a smaller budget so that the whole benchmark fits a CPU session; runs that
 already finished are skipped, so the script can be stopped and started again.
 
-    .venv/bin/python benchmarks/quality.py --out reports/quality_cifar10 --seeds 0 1 2 --subset 20000 --epochs 3
+    .venv/bin/python benchmarks/quality.py --out reports/quality_cifar10 --seeds 0 1 2 --ablation-seeds 0 1 \
+        --subset 20000 --epochs 3
     .venv/bin/python benchmarks/quality.py --dataset fashion_mnist --out reports/quality_fashion_mnist \
         --seeds 0 1 2 --subset 20000 --epochs 3 --no-ablation
 """
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--linear-epochs", type=int, default=30)
     parser.add_argument("--no-ablation", action="store_true", help="skip the one-strategy-alone runs")
+    parser.add_argument("--ablation-seeds", type=int, nargs="+", default=None,
+                        help="seeds of the one-strategy-alone runs (default: the first of --seeds)")
     args = parser.parse_args()
     out = Path(args.out or f"reports/quality_{args.dataset}")
     recipes = Path("configs/pretrain") / args.dataset
@@ -53,10 +56,11 @@ def main() -> None:
         for method in ("moco_v2", "mochi", "synco"):
             plan.append((f"{method}_s{seed}", str(recipes / f"{method}.yaml"), [f"train.seed={seed}"]))
     if not args.no_ablation:
-        for keep in STRATEGIES:
-            off = [f"method.negatives.{name}=0" for name in STRATEGIES if name != keep]
-            plan.append((f"synco_only_{keep[4:]}_s{args.seeds[0]}", str(recipes / "synco.yaml"),
-                         [f"train.seed={args.seeds[0]}", *off]))
+        for seed in args.ablation_seeds or args.seeds[:1]:
+            for keep in STRATEGIES:
+                off = [f"method.negatives.{name}=0" for name in STRATEGIES if name != keep]
+                plan.append((f"synco_only_{keep[4:]}_s{seed}", str(recipes / "synco.yaml"),
+                             [f"train.seed={seed}", *off]))
     for name, recipe, extra in plan:
         run_dir = out / "runs" / name
         started = time.time()
