@@ -111,6 +111,45 @@ def final_table(runs: list[Run]) -> list[list[str]]:
     return rows
 
 
+#: Metrics compared with the reference setting in the differences table.
+DIFFERENCE_COLUMNS = [("eval/knn_top1", "kNN top-1"), ("linear/top1_mean", "linear top-1")]
+
+
+def difference_table(runs: list[Run], reference: str = "moco_v2") -> list[list[str]]:
+    """Each setting with >= 2 seeds against ``reference``: difference of means and its standard error.
+
+    ``SE = sqrt(s_a^2 / n_a + s_b^2 / n_b)`` over the seeds (sample standard deviations). A difference
+    within 2 SE is reported as such; beyond 2 SE it is a rough screen, not a significance test (with 2-3
+    seeds the t distribution's 95 % point is 4.3-2.8 SE). Returns [] without a reference with >= 2 seeds.
+    """
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        final = run.final()
+        for key, _ in DIFFERENCE_COLUMNS:
+            if final.get(key) is not None:
+                values[run.group][key].append(final[key])
+    if reference not in values:
+        return []
+    rows = [["setting", f"vs {reference}", *[f"{label}: difference +- SE (x SE)" for _, label in DIFFERENCE_COLUMNS]]]
+    for group, metrics in values.items():
+        if group == reference:
+            continue
+        cells = []
+        for key, _ in DIFFERENCE_COLUMNS:
+            a, b = metrics.get(key, []), values[reference].get(key, [])
+            if len(a) < 2 or len(b) < 2:
+                cells.append("-")
+                continue
+            diff = statistics.mean(a) - statistics.mean(b)
+            se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+            ratio = abs(diff) / se if se > 0 else float("inf")
+            verdict = "within 2 SE" if ratio <= 2 else "beyond 2 SE"
+            cells.append(f"{diff:+.2f} +- {se:.2f} ({ratio:.1f}, {verdict})")
+        if any(c != "-" for c in cells):
+            rows.append([group, f"n = {len(metrics[DIFFERENCE_COLUMNS[0][0]])} vs {len(values[reference][DIFFERENCE_COLUMNS[0][0]])}", *cells])
+    return rows if len(rows) > 1 else []
+
+
 def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write the figures and ``report.md`` into ``out``; returns the page's path."""
     runs = [Run(p) for p in run_dirs]
@@ -127,6 +166,14 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     note = ("Means +- sample standard deviations are over the seeds of one setting (runs named "
             "<setting>_s<seed>); a difference smaller than them says nothing.")
     lines += ["", note, ""]
+    differences = difference_table(runs)
+    if differences:
+        lines += ["## Differences against MoCo-v2 over seeds", "", "| " + " | ".join(differences[0]) + " |",
+                  "|" + "---|" * len(differences[0])]
+        lines += ["| " + " | ".join(row) + " |" for row in differences[1:]]
+        lines += ["", ("Difference of the means over seeds and its standard error sqrt(s_a^2/n_a + s_b^2/n_b). "
+                  "Within 2 SE: the seeds do not separate the settings. Beyond 2 SE is a rough screen, not a "
+                  "significance test: with 2-3 seeds the t distribution's 95 % point lies at 4.3-2.8 SE."), ""]
     for name, caption in figures:
         lines += [f"## {caption[0].upper() + caption[1:]}", "", f"![{caption}]({name})", ""]
     page = out / "report.md"

@@ -42,3 +42,24 @@ def test_report_refuses_a_folder_without_metrics(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="is .* a synco run directory"):
         write_report([tmp_path], tmp_path / "out")
+
+
+def test_difference_table_by_hand(tmp_path):
+    import json
+
+    from synco.report import Run, difference_table
+
+    knn = {"moco_v2_s0": 40.0, "moco_v2_s1": 42.0, "synco_s0": 43.0, "synco_s1": 45.0, "mochi_s0": 41.0,
+           "mochi_s1": 41.4}
+    runs = []
+    for name, top1 in knn.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "eval/knn_top1": top1}) + "\n")
+        runs.append(Run(tmp_path / name))
+    rows = {row[0]: row for row in difference_table(runs)}
+    # synco - moco_v2 = +3; SE = sqrt(2/2 + 2/2) = 1.414 (sample variances 2 and 2); 3 / 1.414 = 2.1
+    assert rows["synco"][2] == "+3.00 +- 1.41 (2.1, beyond 2 SE)"
+    # mochi - moco_v2 = +0.2; SE = sqrt(0.08/2 + 2/2) = 1.02
+    assert rows["mochi"][2] == "+0.20 +- 1.02 (0.2, within 2 SE)"
+    assert rows["synco"][3] == "-"  # no linear probe results
+    assert "moco_v2" not in rows and difference_table(runs[2:], reference="moco_v2") == []
