@@ -1,9 +1,10 @@
 """The PNG figures of ``synco report`` (matplotlib, Agg backend), one function per figure.
 
 Every function takes the runs (``synco.report.Run``) and draws what their ``metrics.jsonl`` hold;
-a figure whose metrics no run logged is skipped. Figures that would need one curve per run and
-epoch (hardness) or per run and strategy draw the first run of each setting only (runs named
-``<setting>_s<seed>`` are seeds of one setting), so that a benchmark of many seeds stays readable.
+a figure whose metrics no run logged is skipped. Runs named ``<setting>_s<seed>`` are seeds of one
+setting: curves show the mean over a setting's seeds with a +- std band, one colour per setting, so
+that a benchmark of many seeds stays readable; figures that need one curve per epoch (hardness) or
+per strategy draw the first seed of each setting. Legends sit outside the axes.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ if TYPE_CHECKING:
 _STRATEGIES = ("interpolate", "extrapolate", "mixup", "noise", "perturb", "adversarial")
 
 
-def _first_of_each_setting(runs: list[Run]) -> list[Run]:
-    seen, out = set(), []
+def _settings(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by setting, in order of first appearance."""
+    groups: dict[str, list[Run]] = {}
     for run in runs:
-        if run.group not in seen:
-            seen.add(run.group)
-            out.append(run)
-    return out
+        groups.setdefault(run.group, []).append(run)
+    return groups
+
+
+def _first_of_each_setting(runs: list[Run]) -> list[Run]:
+    return [members[0] for members in _settings(runs).values()]
 
 
 class _Figures:
@@ -37,26 +41,47 @@ class _Figures:
         import matplotlib.pyplot as plt
 
         self.plt, self.runs, self.out = plt, runs, out
+        self.settings = _settings(runs)
+        palette = plt.get_cmap("tab10" if len(self.settings) <= 10 else "tab20")
+        self.colour = {group: palette(i % palette.N) for i, group in enumerate(self.settings)}
         self.written: list[tuple[str, str]] = []
 
     def save(self, fig, name: str, caption: str) -> None:
         fig.tight_layout()
-        fig.savefig(self.out / name, dpi=120)
+        fig.savefig(self.out / name, dpi=120, bbox_inches="tight")  # keeps legends outside the axes
         self.plt.close(fig)
         self.written.append((name, caption))
 
+    def label(self, group: str) -> str:
+        seeds = len(self.settings[group])
+        return f"{group} ({seeds} seeds)" if seeds > 1 else group
+
     def lines(self, keys_labels, ylabel: str, name: str, caption: str) -> None:
-        """One line per run and key against epoch."""
+        """Per setting and key: the mean over seeds against epoch, with a +- std band."""
+        import numpy as np
+        from matplotlib.lines import Line2D
         from matplotlib.ticker import MaxNLocator
 
+        styles = ["-", "--", ":"]
         fig, ax = self.plt.subplots(figsize=(6, 4))
         drawn = False
-        for run in self.runs:
-            for key, label in keys_labels:
-                epochs, values = run.series(key)
-                if values:
-                    ax.plot(epochs, values, marker="o", label=f"{run.name}{label}")
-                    drawn = True
+        for group, members in self.settings.items():
+            for (key, _), style in zip(keys_labels, styles):
+                by_epoch: dict[int, list[float]] = {}
+                for run in members:
+                    for epoch, value in zip(*run.series(key)):
+                        by_epoch.setdefault(epoch, []).append(value)
+                if not by_epoch:
+                    continue
+                epochs = sorted(by_epoch)
+                mean = np.array([np.mean(by_epoch[e]) for e in epochs])
+                std = np.array([np.std(by_epoch[e], ddof=1) if len(by_epoch[e]) > 1 else 0.0 for e in epochs])
+                colour = self.colour[group]
+                ax.plot(epochs, mean, style, marker="o", markersize=4, color=colour,
+                        label=self.label(group) if style == "-" else None)
+                if std.any():
+                    ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
+                drawn = True
         if not drawn:
             self.plt.close(fig)
             return
@@ -64,8 +89,13 @@ class _Figures:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2 if len(self.runs) > 6 else 1)
-        self.save(fig, name, caption)
+        handles, labels = ax.get_legend_handles_labels()
+        if len(keys_labels) > 1:  # line styles name the keys
+            for (_, text), style in zip(keys_labels, styles):
+                handles.append(Line2D([], [], color="black", linestyle=style))
+                labels.append(text.strip(" ()"))
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+        self.save(fig, name, caption + " (mean over seeds, band +- std)")
 
     def hardness(self) -> None:
         """A panel per setting: the mean top matching probabilities of every epoch (SynCo Fig. 2)."""
@@ -109,7 +139,7 @@ class _Figures:
         for i, run in enumerate(runs):
             offset = (i - (len(runs) - 1) / 2) * width
             mass = [run.last(f"analysis/mass/{s}") or 0.0 for s in _STRATEGIES]
-            bars = mass_ax.bar(x + offset, mass, width, label=run.name)
+            bars = mass_ax.bar(x + offset, mass, width, label=run.name, color=self.colour[run.group])
             real = run.last("analysis/max_real_logit")
             logits = [run.last(f"analysis/max_synthetic_logit/{s}") for s in _STRATEGIES]
             logit_ax.bar(x + offset, [v if v is not None else np.nan for v in logits], width,
@@ -133,25 +163,37 @@ class _Figures:
         if not points:
             return
         fig, ax = self.plt.subplots(figsize=(5, 4))
+        labelled = set()
         for run, uniform, align in points:
-            ax.scatter(-uniform, -align, s=50)
-            ax.annotate(run.name, (-uniform, -align), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            label = None if run.group in labelled else self.label(run.group)
+            labelled.add(run.group)
+            ax.scatter(-uniform, -align, s=40, color=self.colour[run.group], label=label)
         ax.set_xlabel("-uniform (higher is better)")
         ax.set_ylabel("-align (higher is better)")
         ax.grid(alpha=0.3)
-        self.save(fig, "align_uniform.png", "alignment and uniformity on held-out images, last epoch (SynCo Fig. 4)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+        self.save(fig, "align_uniform.png", "alignment and uniformity on held-out images, last epoch, a point per "
+                  "run (SynCo Fig. 4)")
 
     def class_concentration(self) -> None:
-        ratios = [(run.name, run.last("analysis/class_ratio")) for run in self.runs]
-        ratios = [(name, r) for name, r in ratios if r]
+        ratios = []  # per setting: the per-class ratios of all its seeds, pooled
+        for group, members in self.settings.items():
+            pooled = [r for run in members for r in (run.last("analysis/class_ratio") or [])]
+            if pooled:
+                ratios.append((group, pooled))
         if not ratios:
             return
         fig, ax = self.plt.subplots(figsize=(max(4, 0.9 * len(ratios) + 2), 4))
-        ax.boxplot([r for _, r in ratios])
-        ax.set_xticks(range(1, len(ratios) + 1), [n for n, _ in ratios], rotation=30, fontsize=7, ha="right")
+        boxes = ax.boxplot([r for _, r in ratios], patch_artist=True)
+        for box, (group, _) in zip(boxes["boxes"], ratios):
+            box.set_facecolor(self.colour[group])
+            box.set_alpha(0.5)
+        ax.set_xticks(range(1, len(ratios) + 1), [self.label(g) for g, _ in ratios], rotation=30, fontsize=7,
+                      ha="right")
         ax.set_ylabel("inter / intra class distance")
         ax.grid(alpha=0.3, axis="y")
-        self.save(fig, "class_concentration.png", "class concentration per class, last epoch (SynCo Fig. 5)")
+        self.save(fig, "class_concentration.png", "class concentration per class, last epoch, the seeds of a setting "
+                  "pooled (SynCo Fig. 5)")
 
 
 def write_figures(runs: list[Run], out: Path) -> list[tuple[str, str]]:
