@@ -79,6 +79,11 @@ def test_loss_equals_reference_with_the_methods_own_negatives():
     sample = synco.negatives.sample(query, synco.queue.keys, generator=torch.Generator().manual_seed(5))
     negatives = [list(synco.queue.keys) + list(sample.vectors[b]) for b in range(8)]
     assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+    # Sources only on request (the analyses), from the same draws: same loss, rows among the hardest.
+    assert out["sources"] is None
+    traced = synco.loss(query, key, None, True, torch.Generator().manual_seed(5), return_sources=True)
+    assert traced["loss"].item() == out["loss"].item()
+    assert torch.equal(traced["sources"].index[..., 0], sample.index[..., 0])
 
 
 def test_mochi_setting_uses_types_1_and_3_only():

@@ -32,7 +32,7 @@ def run_analysis_cost(recipes: str, repeats: int, every: int) -> dict:
     view_q, view_k = augment(images, g), augment(images, g)
 
     def step(observe: bool) -> None:
-        out = method.training_step(view_q, view_k, index, True, g)
+        out = method.training_step(view_q, view_k, index, True, g, return_sources=observe)
         optimizer.zero_grad()
         out["loss"].backward()
         optimizer.step()

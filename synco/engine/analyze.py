@@ -67,7 +67,7 @@ def run_analysis(target: str | Path, recipe: str | None = None, overrides: list[
     log = NegativeLog(cfg.method.temperature, train.labels)
     for view_q, view_k, index in views_iterator(cfg, train, order, batch_size, augment, generator, device,
                                                 sample_loader=sample_loader, worker_seed=seed):
-        out = method.training_step(view_q, view_k, index, synthesize, generator, generator)
+        out = method.training_step(view_q, view_k, index, synthesize, generator, generator, return_sources=True)
         log.observe(out, index, method.queue.image_index)
     record = log.epoch_record()
     record.update(representation_record(method.encoder_q, test, augment, cfg.eval.analysis_images, seed + 2, device))

@@ -40,7 +40,8 @@ def train_step(
     # Fabric applies its precision context to marked forward methods only through DDP's forward, so
     # it is entered here for the single-process case too (nesting it is harmless).
     with fabric.autocast():
-        out = model.training_step(view_q, view_k, index, synthesize, generator, shuffle_generator)
+        out = model.training_step(view_q, view_k, index, synthesize, generator, shuffle_generator,
+                                  return_sources=observe is not None)
     optimizer.zero_grad(set_to_none=True)
     fabric.backward(out["loss"])
     optimizer.step()

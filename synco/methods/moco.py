@@ -131,6 +131,7 @@ class MoCo(nn.Module):
         image_index: torch.Tensor | None = None,
         synthesize: bool = True,
         generator: torch.Generator | None = None,
+        return_sources: bool = False,
     ) -> dict[str, torch.Tensor]:
         """InfoNCE of a batch against the queue and, if ``synthesize``, the synthetic negatives.
 
@@ -140,19 +141,21 @@ class MoCo(nn.Module):
             image_index: (B,) dataset indices, needed for ``mask_same_image``.
             synthesize: False during warm-up.
             generator: source of the synthesis draws.
+            return_sources: also return where the synthetic negatives came from (for the analyses;
+                off by default: the (B, S, 2) layout would only add to the step's peak memory).
 
         Returns:
             dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
             (B, S; S = 0 when nothing is synthesised), both un-tempered, ``positive`` (B,) detached q.k,
-            and ``sources`` (``SyntheticSources`` or None: where the synthetic negatives came from).
+            and ``sources`` (``SyntheticSources`` when ``return_sources`` and synthesising, else None).
         """
         # The head runs in float32 (float64 stays float64) even under autocast: bf16 logits carry
         # ~3 significant digits, too few for a softmax over K + S negatives at temperature 0.2.
         dtype = torch.promote_types(query.dtype, torch.float32)
         with torch.autocast(query.device.type, enabled=False):
-            return self._loss(query.to(dtype), key.to(dtype), image_index, synthesize, generator)
+            return self._loss(query.to(dtype), key.to(dtype), image_index, synthesize, generator, return_sources)
 
-    def _loss(self, query, key, image_index, synthesize, generator) -> dict[str, torch.Tensor]:
+    def _loss(self, query, key, image_index, synthesize, generator, return_sources) -> dict[str, torch.Tensor]:
         # No snapshot copy: the training loop enqueues only after backward, and autograd's version
         # counter raises if the queue is modified in place before the gradient has used it.
         queue_keys = self.queue.keys.detach().to(query.dtype)  # (K, D)
@@ -164,9 +167,11 @@ class MoCo(nn.Module):
         synthetic_logits = query.new_zeros(query.shape[0], 0)  # (B, 0)
         sources = None
         if synthesize and self.negatives is not None and self.negatives.num_synthetic > 0:
-            synthetic_logits, sources = self.negatives.logits_and_sources(
-                query, queue_keys, generator=generator, queue_logits=raw_logits, exclude=exclude
-            )  # (B, S)
+            arguments = dict(generator=generator, queue_logits=raw_logits, exclude=exclude)
+            if return_sources:
+                synthetic_logits, sources = self.negatives.logits_and_sources(query, queue_keys, **arguments)  # (B, S)
+            else:
+                synthetic_logits = self.negatives.logits(query, queue_keys, **arguments)  # (B, S)
         loss = info_nce_loss(query, key, queue_logits, synthetic_logits, self.temperature)
         positive = torch.einsum("bd,bd->b", query.detach(), key)  # (B,) for the analyses
         return {"loss": loss, "queue_logits": queue_logits, "synthetic_logits": synthetic_logits,
@@ -180,6 +185,7 @@ class MoCo(nn.Module):
         synthesize: bool = True,
         generator: torch.Generator | None = None,
         shuffle_generator: torch.Generator | None = None,
+        return_sources: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Forward both views and compute the loss; the caller then steps the optimizer and calls
         :meth:`momentum_update` and ``queue.enqueue(keys, image_index)`` with the keys of all ranks
@@ -189,12 +195,13 @@ class MoCo(nn.Module):
             generator: source of the synthesis draws (and of the key shuffle if
                 ``shuffle_generator`` is None).
             shuffle_generator: source of the key-shuffle permutation.
+            return_sources: as in :meth:`loss`.
 
         Returns:
             :meth:`loss`'s dict plus ``query`` (B, D) and ``key`` (B, D).
         """
         query = self.encoder_q(images_q)  # (B, D)
         key = self.encode_keys(images_k, shuffle_generator if shuffle_generator is not None else generator)
-        out = self.loss(query, key, image_index, synthesize, generator)
+        out = self.loss(query, key, image_index, synthesize, generator, return_sources)
         out.update(query=query, key=key)
         return out

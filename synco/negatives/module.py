@@ -233,7 +233,7 @@ class SyntheticNegatives(torch.nn.Module):
         to rounding on the ``"dots"`` path); the gradient flows into ``query`` only (the synthetic
         vectors are detached). Arguments as :meth:`sample`.
         """
-        return self.logits_and_sources(query, queue, generator, queue_logits, exclude, hardest)[0]
+        return self._logits(query, queue, generator, queue_logits, exclude, hardest, with_sources=False)[0]
 
     def logits_and_sources(
         self,
@@ -245,11 +245,17 @@ class SyntheticNegatives(torch.nn.Module):
         hardest: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, SyntheticSources]:
         """:meth:`logits` and where the negatives came from (for the analyses), from one set of draws."""
+        return self._logits(query, queue, generator, queue_logits, exclude, hardest, with_sources=True)
+
+    def _logits(self, query, queue, generator, queue_logits, exclude, hardest, with_sources: bool):
+        """(logits (B, S), SyntheticSources or None): the layout of the sources is built only when asked for."""
         if queue_logits is None and self.logits_path == "dots":
             queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
         draws = self._draw(query, queue, generator, queue_logits, exclude, hardest)
-        strategy, index = self._layout(draws, query.device)
-        sources = SyntheticSources(hardest=draws.hard, index=index, strategy=strategy)
+        sources = None
+        if with_sources:
+            strategy, index = self._layout(draws, query.device)
+            sources = SyntheticSources(hardest=draws.hard, index=index, strategy=strategy)
         if self.logits_path == "vectors":
             vectors = self._sample(query, queue, draws).vectors
             return torch.einsum("bd,bsd->bs", query, vectors.to(query.dtype)), sources  # (B, S)
