@@ -57,45 +57,60 @@ class _Figures:
         return f"{group} ({seeds} seeds)" if seeds > 1 else group
 
     def lines(self, keys_labels, ylabel: str, name: str, caption: str) -> None:
-        """Per setting and key: the mean over seeds against epoch, with a +- std band."""
+        """Per setting and key: the mean over seeds against epoch, with a +- std band; when every
+        setting has a single epoch (a final evaluation), the means with std error bars side by side."""
         import numpy as np
         from matplotlib.lines import Line2D
         from matplotlib.ticker import MaxNLocator
 
         styles = ["-", "--", ":"]
-        fig, ax = self.plt.subplots(figsize=(6, 4))
-        drawn = False
+        curves = []  # (group, style, epochs, mean, std, per-seed values of each epoch)
         for group, members in self.settings.items():
             for (key, _), style in zip(keys_labels, styles):
                 by_epoch: dict[int, list[float]] = {}
                 for run in members:
                     for epoch, value in zip(*run.series(key)):
                         by_epoch.setdefault(epoch, []).append(value)
-                if not by_epoch:
-                    continue
-                epochs = sorted(by_epoch)
-                mean = np.array([np.mean(by_epoch[e]) for e in epochs])
-                std = np.array([np.std(by_epoch[e], ddof=1) if len(by_epoch[e]) > 1 else 0.0 for e in epochs])
+                if by_epoch:
+                    epochs = sorted(by_epoch)
+                    mean = np.array([np.mean(by_epoch[e]) for e in epochs])
+                    std = np.array([np.std(by_epoch[e], ddof=1) if len(by_epoch[e]) > 1 else 0.0 for e in epochs])
+                    curves.append((group, style, epochs, mean, std, [by_epoch[e] for e in epochs]))
+        if not curves:
+            return
+        fig, ax = self.plt.subplots(figsize=(6, 4))
+        if all(len(c[2]) == 1 for c in curves):  # one evaluation per run: compare the settings directly
+            groups = list(dict.fromkeys(c[0] for c in curves))
+            width = 0.8 / len(keys_labels)
+            for group, style, epochs, mean, std, seeds in curves:
+                offset = (styles.index(style) - (len(keys_labels) - 1) / 2) * width
+                x = groups.index(group) + offset
+                colour = self.colour[group]
+                ax.errorbar([x], mean, yerr=std, fmt="o", color=colour, capsize=4,
+                            markerfacecolor=colour if style == "-" else "white")
+                ax.scatter([x] * len(seeds[0]), seeds[0], s=10, color=colour, alpha=0.5)
+            ax.set_xticks(range(len(groups)), [self.label(g) for g in groups], rotation=30, ha="right", fontsize=7)
+            ax.set_xlabel(f"setting (epoch {curves[0][2][0]}; error bars +- std over seeds, dots: seeds)")
+            caption += ", last epoch, mean +- std over seeds"
+        else:
+            for group, style, epochs, mean, std, _ in curves:
                 colour = self.colour[group]
                 ax.plot(epochs, mean, style, marker="o", markersize=4, color=colour,
                         label=self.label(group) if style == "-" else None)
                 if std.any():
                     ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
-                drawn = True
-        if not drawn:
-            self.plt.close(fig)
-            return
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            handles, labels = ax.get_legend_handles_labels()
+            if len(keys_labels) > 1:  # line styles name the keys
+                for (_, text), style in zip(keys_labels, styles):
+                    handles.append(Line2D([], [], color="black", linestyle=style))
+                    labels.append(text.strip(" ()"))
+            ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+            caption += " (mean over seeds, band +- std)"
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        if len(keys_labels) > 1:  # line styles name the keys
-            for (_, text), style in zip(keys_labels, styles):
-                handles.append(Line2D([], [], color="black", linestyle=style))
-                labels.append(text.strip(" ()"))
-        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-        self.save(fig, name, caption + " (mean over seeds, band +- std)")
+        self.save(fig, name, caption)
 
     def hardness(self) -> None:
         """A panel per setting: the mean top matching probabilities of every epoch (SynCo Fig. 2)."""
