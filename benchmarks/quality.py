@@ -1,5 +1,6 @@
 """Side-by-side quality benchmark: MoCo-v2, MoCHI and SynCo with one budget, several seeds, and each
-SynCo strategy alone; evaluated with kNN and the linear probe, summarised by ``synco report``.
+SynCo strategy alone; evaluated with kNN, the linear probe and (method runs) fine-tuning on 1 % of the
+labels, summarised by ``synco report``.
 
 Every run is a separate ``synco pretrain`` process on the recipes of one dataset
 (``configs/pretrain/<dataset>/{moco_v2,mochi,synco}.yaml``: small CNN, K 4096, N 256, counts
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--linear-epochs", type=int, default=30)
     parser.add_argument("--no-ablation", action="store_true", help="skip the one-strategy-alone runs")
+    parser.add_argument("--no-finetune", action="store_true",
+                        help="skip the 1 %% fine-tuning of the method runs (the ablation runs never get it)")
     parser.add_argument("--ablation-seeds", type=int, nargs="+", default=None,
                         help="seeds of the one-strategy-alone runs (default: the first of --seeds)")
     args = parser.parse_args()
@@ -69,6 +72,8 @@ def main() -> None:
         if not (run_dir / "linear" / "metrics.jsonl").is_file():
             synco("linear", str(run_dir), "--recipe", "configs/linear/small.yaml",
                   f"linear.epochs={args.linear_epochs}", "linear.seeds=[0]", "--quiet")
+        if not args.no_finetune and "_only_" not in name and not (run_dir / "finetune_1pct" / "metrics.jsonl").is_file():
+            synco("finetune", str(run_dir), "--recipe", "configs/finetune/small_1pct.yaml", "finetune.seeds=[0]")
         print(f"{name}: {time.time() - started:.0f} s", flush=True)
     synco("report", *[str(out / "runs" / name) for name, _, _ in plan], "--out", str(out))
 

@@ -112,7 +112,8 @@ def final_table(runs: list[Run]) -> list[list[str]]:
 
 
 #: Metrics compared with the reference setting in the differences table.
-DIFFERENCE_COLUMNS = [("eval/knn_top1", "kNN top-1"), ("linear/top1_mean", "linear top-1")]
+DIFFERENCE_COLUMNS = [("eval/knn_top1", "kNN top-1"), ("linear/top1_mean", "linear top-1"),
+                      ("finetune_1pct/top1_mean", "1 % labels top-1")]
 
 
 def difference_table(runs: list[Run], reference: str = "moco_v2") -> list[list[str]]:
