@@ -119,7 +119,7 @@ def test_protocols_on_two_processes(tmp_path):
     assert b[-1]["linear/top1_mean"] == pytest.approx(a[-1]["linear/top1_mean"], abs=0.8)  # at most 1 test image of 128
 
     knn_one, knn_two = protocol_cli("knn", run, devices=1), protocol_cli("knn", run)
-    assert knn_two.returncode == 0 and knn_two.stdout.count("kNN (k=") == 1, knn_two.stderr[-2000:]
+    assert knn_one.returncode == 0 and knn_two.returncode == 0 and knn_two.stdout.count("kNN (k=") == 1, knn_two.stderr[-2000:]
     knn = read_metrics(run / "knn" / "metrics.jsonl")
     assert [r["eval/processes"] for r in knn] == [1, 2]
     assert knn[1]["eval/knn_top1"] == pytest.approx(knn[0]["eval/knn_top1"], abs=0.8)
