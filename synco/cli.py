@@ -26,6 +26,19 @@ def _table(run_dir: str) -> str:
     return "\n".join(lines)
 
 
+#: What the protocol and export commands report as a user error (exit code 2) rather than a traceback.
+_USER_ERRORS = (CheckpointError, ConfigError, FileExistsError, FileNotFoundError, ValueError)
+
+
+def _guarded(call, *arguments):
+    """``call(*arguments)``, or None after printing a user error (the caller then exits with 2)."""
+    try:
+        return call(*arguments)
+    except _USER_ERRORS as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return None
+
+
 def _other_rank() -> bool:
     """True in every process but rank 0 of a multi-process run: one summary on the console is enough."""
     from synco.distributed import rank
@@ -136,10 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 def _finetune(args) -> int:
     from synco.engine.finetune import run_finetune
 
-    try:
-        r = run_finetune(args.target, args.recipe, args.overrides, args.device)
-    except (CheckpointError, ConfigError, FileExistsError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
+    r = _guarded(run_finetune, args.target, args.recipe, args.overrides, args.device)
+    if r is None:
         return 2
     if _other_rank():
         return 0
@@ -153,10 +164,8 @@ def _finetune(args) -> int:
 def _analyze(args) -> int:
     from synco.engine.analyze import run_analysis
 
-    try:
-        r = run_analysis(args.target, args.recipe, args.overrides, args.device, args.batches, args.seed)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
+    r = _guarded(run_analysis, args.target, args.recipe, args.overrides, args.device, args.batches, args.seed)
+    if r is None:
         return 2
     print(f"analyses of epoch {r['checkpoint_epoch']} ({r['analysis/batches']} batches against the saved queue, "
           f"synthesis {'on' if r['analysis/synthesized'] else 'off'}), appended to {args.target}/analysis/metrics.jsonl:")
@@ -169,10 +178,8 @@ def _analyze(args) -> int:
 def _knn(args) -> int:
     from synco.engine.knn import run_knn
 
-    try:
-        r = run_knn(args.target, args.recipe, args.overrides, args.device)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
+    r = _guarded(run_knn, args.target, args.recipe, args.overrides, args.device)
+    if r is None:
         return 2
     if _other_rank():
         return 0
@@ -185,10 +192,8 @@ def _knn(args) -> int:
 def _export(args) -> int:
     from synco.engine.export import export_run
 
-    try:
-        info = export_run(args.target, args.format, args.out)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
+    info = _guarded(export_run, args.target, args.format, args.out)
+    if info is None:
         return 2
     print(f"wrote {info['out']}: {info['tensors']} tensors of the {info['backbone']} query backbone "
           f"(epoch {info['epoch']}) in {args.format}'s names")
@@ -202,13 +207,12 @@ def _linear(args) -> int:
     from synco.engine.linear import BackboneChangedError, run_linear
 
     try:
-        summary = run_linear(args.target, args.recipe, args.overrides, args.device)
-    except (CheckpointError, ConfigError, FileExistsError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
-        return 2
+        summary = _guarded(run_linear, args.target, args.recipe, args.overrides, args.device)
     except BackboneChangedError as err:
         print(f"synco: {err}", file=sys.stderr)
         return 4
+    if summary is None:
+        return 2
     if _other_rank():
         return 0
     seeds = summary["linear/seeds"]

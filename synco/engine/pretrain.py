@@ -24,7 +24,7 @@ from synco.engine.config import to_yaml
 from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
 from synco.engine.inputs import augmentation, load_splits, views_iterator
-from synco.engine.launch import build_fabric
+from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rng import RunGenerators
 from synco.engine.step import train_step
@@ -64,8 +64,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     device, world = fabric.device, fabric.world_size
     seed = cfg.train.seed
     batch_size = cfg.train.batch_size  # global
-    if batch_size % world != 0:
-        raise ValueError(f"train.batch_size={batch_size} (the global batch) must be a multiple of the {world} processes")
+    per_process_batch(batch_size, world, "train.batch_size")  # ConfigError (a ValueError) if it does not split
     if cfg.model.sync_batchnorm and world > 1 and device.type == "cpu":
         raise ValueError(
             "model.sync_batchnorm=true needs GPUs (PyTorch's SyncBatchNorm does not run on the CPU); "
