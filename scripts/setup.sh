@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # torch/torchvision are pinned in pyproject.toml (torch==2.14.1, torchvision==0.29.1).
-if ! .venv/bin/python -c "import synco, torch, torchvision, lightning, omegaconf, pytest" 2>/dev/null; then
+if ! .venv/bin/python -c "import synco, torch, torchvision, timm, lightning, omegaconf, pytest" 2>/dev/null; then
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e ".[test]"
 fi

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Data sets beside the repository (CIFAR-10 JPEG archives in ../shared/datasets/cifar10-jpeg) unless set.
+export SYNCO_DATA_ROOT="${SYNCO_DATA_ROOT:-$(cd .. && pwd)/shared/datasets}"
 exec .venv/bin/python -m pytest -q "$@"

@@ -7,13 +7,11 @@ Shared with the test: ``build`` and ``batches`` define the model and the data bo
 import sys
 
 import torch
-from lightning.fabric import Fabric
-from lightning.fabric.strategies import DDPStrategy
 from torch import nn
 
-from synco import distributed
-from synco.engine.step import train_step
-from synco.methods.moco import Encoder, MoCo
+from synco.losses import InfoNCE
+from synco.memory import NegativeQueue
+from synco.methods import Encoder, MoCo, StepContext
 from synco.negatives import SyntheticNegatives
 
 STEPS, GLOBAL_BATCH, WORLD = 3, 8, 2
@@ -27,8 +25,9 @@ def build() -> MoCo:
         num_hard=6, num_interpolate=2, num_extrapolate=2, num_mixup=2, num_noise=2, num_perturb=2,
         num_adversarial=2,
     )
-    method = MoCo(encoder, 8, queue_size=32, momentum=0.9, temperature=0.2, negatives=negatives,
-                  mask_same_image=True, shuffle_keys=True, queue_generator=torch.Generator().manual_seed(1))
+    queue = NegativeQueue(32, 8, generator=torch.Generator().manual_seed(1))
+    method = MoCo(encoder, queue, InfoNCE(0.2), momentum=0.9, negatives=negatives, mask_same_image=True,
+                  shuffle_keys=True, warmup_epochs=1)
     return method.double()
 
 
@@ -42,28 +41,18 @@ def batches():
 
 
 def optimizer_for(method: MoCo) -> torch.optim.Optimizer:
-    return torch.optim.SGD(method.encoder_q.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
+    return torch.optim.SGD(method.trainable_parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
 
 
-def main(out_path: str) -> None:
-    fabric = Fabric(accelerator="cpu", devices=WORLD, strategy=DDPStrategy(forward_sync_buffers=False))
-    fabric.launch()
-    method = build()
-    model, optimizer = fabric.setup(method, optimizer_for(method))
-    model.mark_forward_method("training_step")
-    rank, local = fabric.global_rank, GLOBAL_BATCH // WORLD
-    synthesis = torch.Generator().manual_seed(100 + rank)
-    shuffle = torch.Generator().manual_seed(7)
-    losses = []
-    for step, (view_q, view_k, index) in enumerate(batches()):
-        mine = slice(rank * local, (rank + 1) * local)
-        loss = train_step(fabric, model, method, optimizer, view_q[mine], view_k[mine], index[mine],
-                          step >= 1, synthesis, shuffle)  # step 0 is warm-up: no synthesis
-        losses.append(distributed.all_gather_cat(loss.view(1)))  # (W,) this step's loss of each rank
-    if fabric.is_global_zero:
-        torch.save({"losses": torch.stack(losses), "state": method.state_dict()}, out_path)
-    fabric.barrier()
+def context_for(step: int, rank: int) -> StepContext:
+    """Per-rank synthesis draws, one shared shuffle stream (rank 0's is broadcast); step 0 is warm-up."""
+    if step == 0:
+        context_for.generators = (torch.Generator().manual_seed(100 + rank), torch.Generator().manual_seed(7))
+    synthesis, shuffle = context_for.generators
+    return StepContext(epoch=step, generator=synthesis, shuffle_generator=shuffle)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    from two_processes import worker_main
+
+    worker_main(sys.argv[1], build, optimizer_for, batches, context_for)

@@ -96,3 +96,19 @@ def info_nce_reference(query, key, negatives_per_query, temperature):
         z = sum(math.exp(float(query[b] @ v) / temperature) for v in negatives_per_query[b])
         total += -math.log(pos / (pos + z))
     return total / query.shape[0]
+
+
+def nt_xent_reference(z1, z2, temperature):
+    """SimCLR's NT-Xent written as its sum, one anchor at a time, in float64 (Chen et al. 2020, Eq. 1).
+
+    l(i, j) = -log exp(s_ij / t) / sum_{k != i} exp(s_ik / t) over the 2B embeddings [z1; z2];
+    L = mean over every anchor i with j its other view.
+    """
+    z = [v.double() for v in list(z1) + list(z2)]
+    big_b = z1.shape[0]
+    total = 0.0
+    for i in range(2 * big_b):
+        j = i + big_b if i < big_b else i - big_b
+        denominator = sum(math.exp(float(z[i] @ z[k]) / temperature) for k in range(2 * big_b) if k != i)
+        total += -math.log(math.exp(float(z[i] @ z[j]) / temperature) / denominator)
+    return total / (2 * big_b)

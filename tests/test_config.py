@@ -1,6 +1,6 @@
 import pytest
 
-from synco.engine.config import ConfigError, load_config
+from synco.config import ConfigError, load_config
 
 
 def test_defaults_are_the_papers():
@@ -26,7 +26,7 @@ def test_recipe_and_overrides_merge(tmp_path):
 @pytest.mark.parametrize("override, field", [
     ("train.epochs=abc", "train.epochs"),
     ("nonsense.key=1", "nonsense"),
-    ("method.name=simclr", "method.name"),
+    ("method.name=no_such_method", "method.name"),
     ("data.dataset=mnist", "data.dataset"),
     ("model.backbone=vgg", "model.backbone"),
     ("train.epochs=-1", "train.epochs"),
@@ -111,9 +111,10 @@ def test_imagenet_recipes_hold_the_papers_settings(epochs):
 
 def test_cli_overrides_may_follow_the_options(tmp_path, monkeypatch):
     from synco import cli
+    from synco.commands import linear
 
     seen = {}
-    monkeypatch.setattr(cli, "_linear", lambda args: seen.setdefault("overrides", args.overrides) and 0)
+    monkeypatch.setattr(linear, "run", lambda args: seen.setdefault("overrides", args.overrides) and 0)
     cli.main(["linear", str(tmp_path), "a.b=1", "--recipe", "r.yaml", "c.d=2", "--quiet"])
     assert seen["overrides"] == ["a.b=1", "c.d=2"]
     with pytest.raises(SystemExit):

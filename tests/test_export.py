@@ -7,9 +7,9 @@ import torch
 import torchvision
 from torch import nn
 
-from synco.engine.config import load_config
-from synco.engine.export import detectron2_name, detectron2_weights, torchvision_state_dict
-from synco.methods.build import build_method
+from synco.config import load_config
+from synco.export import detectron2_name, detectron2_weights, torchvision_state_dict
+from synco.methods import build_method
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
@@ -62,7 +62,7 @@ def test_detectron2_pickle_layout(tmp_path):
 
 @pytest.mark.slow
 def test_export_command_on_a_run(tmp_path):
-    from test_pretrain import tiny
+    from tiny_runs import tiny
 
     from synco.cli import main
     from synco.engine.pretrain import pretrain

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import torch
 
+from synco.analysis.log import NegativeLog
 from synco.bench.measure import timed_rounds
+from synco.config import load_config
+from synco.data.batch import Batch
 from synco.data.batch_augment import BatchAugment
 from synco.data.datasets import load_dataset
 from synco.data.loaders import channel_stats
-from synco.engine.analysis_log import NegativeLog
-from synco.engine.config import load_config
-from synco.methods.build import build_method
+from synco.methods import StepContext, build_method
 
 
 def run_analysis_cost(recipes: str, repeats: int, every: int) -> dict:
@@ -27,19 +28,18 @@ def run_analysis_cost(recipes: str, repeats: int, every: int) -> dict:
     batch = cfg.train.batch_size
     images, index = data.images[:batch], torch.arange(batch)
     method = build_method(cfg, images.shape[1], len(data), seed=0)
-    optimizer = torch.optim.SGD(method.encoder_q.parameters(), lr=cfg.train.lr, momentum=0.9)
-    log = NegativeLog(cfg.method.temperature, data.labels)
-    view_q, view_k = augment(images, g), augment(images, g)
+    optimizer = torch.optim.SGD(method.trainable_parameters(), lr=cfg.train.lr, momentum=0.9)
+    log = NegativeLog(method.temperature, data.labels)
+    batch_of_views = Batch(views=(augment(images, g), augment(images, g)), index=index)
 
     def step(observe: bool) -> None:
-        out = method.training_step(view_q, view_k, index, True, g, return_sources=observe)
+        out = method.training_step(batch_of_views, StepContext(10**9, g, g, observe=observe))
         optimizer.zero_grad()
         out["loss"].backward()
         optimizer.step()
-        method.momentum_update()
         if observe:
-            log.observe(out, index, method.queue.image_index)
-        method.queue.enqueue(out["key"], index)
+            log.observe_step(out, batch_of_views)
+        method.after_step(out, batch_of_views)
 
     times = timed_rounds({"plain": lambda: step(False), "observed": lambda: step(True)}, repeats, torch.device("cpu"))
     plain, observed = statistics.median(times["plain"]), statistics.median(times["observed"])

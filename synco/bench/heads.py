@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from synco.bench.measure import median_ratios, peak_mib, timed_rounds
-from synco.methods.moco import Encoder, MoCo
-from synco.negatives import SyntheticNegatives, mochi
+from synco.losses import InfoNCE
+from synco.memory import NegativeQueue
+from synco.methods import Encoder, MoCo
+from synco.negatives import COUNT_KEYS, SyntheticNegatives, mochi
 
 
 @dataclass
@@ -36,8 +38,7 @@ class HeadSetting:
 
 
 def _negatives(setting: HeadSetting) -> dict[str, SyntheticNegatives | None]:
-    names = ("num_interpolate", "num_extrapolate", "num_mixup", "num_noise", "num_perturb", "num_adversarial")
-    synco = dict(zip(names, setting.counts))
+    synco = dict(zip(COUNT_KEYS, setting.counts))
     return {
         "MoCo-v2": None,
         f"MoCHI({setting.num_hard}, {setting.counts[2]}, {setting.counts[0]})": mochi(
@@ -58,8 +59,8 @@ def _head_functions(setting: HeadSetting) -> tuple[dict, dict]:
     fns, methods = {}, {}
     for name, negatives in _negatives(setting).items():
         method = MoCo(
-            Encoder(nn.Identity(), nn.Identity()), setting.dim, setting.queue, temperature=setting.temperature,
-            negatives=negatives, queue_generator=queue_generator,
+            Encoder(nn.Identity(), nn.Identity()), NegativeQueue(setting.queue, setting.dim, generator=queue_generator),
+            InfoNCE(setting.temperature), negatives=negatives,
         ).to(device)
         method.queue.keys = method.queue.keys.to(dtype)
         synthesis = torch.Generator(device=device).manual_seed(2)

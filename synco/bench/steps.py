@@ -16,12 +16,14 @@ from pathlib import Path
 import torch
 
 from synco.bench.measure import median_ms, median_ratios, peak_mib, timed_rounds
+from synco.config import load_config
+from synco.data.batch import Batch
 from synco.data.batch_augment import BatchAugment
 from synco.data.datasets import load_dataset
 from synco.data.loaders import channel_stats
 from synco.data.transforms import TwoViews, pretrain_transform
-from synco.engine.config import load_config
-from synco.methods.build import build_method
+from synco.methods import StepContext, build_method
+from synco.negatives import COUNT_KEYS
 
 METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo"}
 
@@ -69,17 +71,17 @@ def run_steps(
     for method_name, label in METHODS.items():
         method_cfg = load_config(str(Path(recipes) / pattern.format(method=method_name)), overrides)
         method = build_method(method_cfg, channels, num_images, seed=0).to(device)
-        opt = torch.optim.SGD(method.encoder_q.parameters(), lr=cfg.train.lr, momentum=0.9)
+        opt = torch.optim.SGD(method.trainable_parameters(), lr=cfg.train.lr, momentum=0.9)
         view_q, view_k = view_pairs[0]
-        index = torch.arange(batch, device=device)
+        batch_of_views = Batch(views=(view_q, view_k), index=torch.arange(batch, device=device))
+        context = StepContext(epoch=10**9, generator=g, shuffle_generator=g)  # past any warm-up
 
-        def step(method=method, opt=opt, view_q=view_q, view_k=view_k, index=index):
-            out = method.training_step(view_q, view_k, index, True, g)
+        def step(method=method, opt=opt, batch_of_views=batch_of_views, context=context):
+            out = method.training_step(batch_of_views, context)
             opt.zero_grad()
             out["loss"].backward()
             opt.step()
-            method.momentum_update()
-            method.queue.enqueue(out["key"], index)
+            method.after_step(out, batch_of_views)
 
         step_fns[label] = step
     step_times = timed_rounds(step_fns, repeats, device)
@@ -94,7 +96,7 @@ def run_steps(
     ]
     setting = (f"{'synthetic ' + str(size) + ' px images' if synthetic else cfg.data.dataset}, {cfg.model.backbone}, "
                f"batch {batch}, K={cfg.method.queue_size}, N={cfg.method.negatives.num_hard}, "
-               f"counts {tuple(cfg.method.negatives[k] for k in _COUNT_KEYS)}, {device}")
+               f"counts {tuple(cfg.method.negatives[k] for k in COUNT_KEYS)}, {device}")
     if synthetic:
         return {"setting": setting, "steps": steps, "pipeline": []}
 
@@ -117,5 +119,3 @@ def run_steps(
         row["speed_vs_synco_step"] = synco_ms / row["ms"]
     return {"setting": setting, "steps": steps, "pipeline": pipeline}
 
-
-_COUNT_KEYS = ("num_interpolate", "num_extrapolate", "num_mixup", "num_noise", "num_perturb", "num_adversarial")

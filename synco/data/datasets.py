@@ -19,17 +19,27 @@ import io
 import logging
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from synco.registry import DATASETS
+
 log = logging.getLogger(__name__)
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-# The shared copy sits beside the repository: <repo>/../shared/datasets/cifar10-jpeg.
-SHARED_CIFAR10_JPEG = str(Path(__file__).resolve().parents[3] / "shared" / "datasets" / "cifar10-jpeg")
+#: Environment variable naming a folder of data sets, searched when ``data.root`` is null: CIFAR-10 in
+#: ``$SYNCO_DATA_ROOT/cifar10-jpeg`` (JPEG archives) or ``$SYNCO_DATA_ROOT/cifar-10-batches-py``.
+DATA_ROOT_VARIABLE = "SYNCO_DATA_ROOT"
+
+
+def default_data_roots(folder: str) -> list[Path]:
+    """``$SYNCO_DATA_ROOT/folder`` and ``$SYNCO_DATA_ROOT`` when the variable is set, else nothing."""
+    root = os.environ.get(DATA_ROOT_VARIABLE)
+    return [Path(root) / folder, Path(root)] if root else []
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -181,8 +191,7 @@ def load_cifar10(root: str | None, train: bool, cache_dir: str, download: bool =
         import torchvision
 
         torchvision.datasets.CIFAR10(root, train=train, download=True)  # writes ROOT/cifar-10-batches-py
-    roots = [Path(root)] if root else []
-    roots.append(Path(SHARED_CIFAR10_JPEG))
+    roots = [Path(root)] if root else default_data_roots("cifar10-jpeg")
     for folder in roots:
         if (folder / "cifar-10-batches-py").is_dir():
             return _cifar_torchvision(folder, train)
@@ -190,7 +199,9 @@ def load_cifar10(root: str | None, train: bool, cache_dir: str, download: bool =
             return _cifar_jpeg(folder / f"{split}.tar.gz", Path(cache_dir))
     raise DatasetNotFoundError(
         "CIFAR-10 not found. Looked for ROOT/cifar-10-batches-py (torchvision's format) and "
-        f"ROOT/{split}.tar.gz (JPEG archive) in: " + ", ".join(str(r) for r in roots)
+        f"ROOT/{split}.tar.gz (JPEG archive) in: " + (", ".join(str(r) for r in roots) or "nowhere")
+        + f". Set data.root, or {DATA_ROOT_VARIABLE} to a folder holding cifar10-jpeg/ (scripts/*.sh set it to "
+        "../shared/datasets)"
     )
 
 
@@ -219,9 +230,59 @@ def load_image_folder(root: str | None, train: bool, image_size: int) -> ImageDa
     return ImageData(torch.stack(images), torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
 
 
-DATASETS = ("cifar10", "cifar100", "fashion_mnist", "stl10", "image_folder", "imagenet", "imagenet100")
-#: Data sets read from disk on access rather than held in memory.
-STREAMED = ("imagenet", "imagenet100")
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to load one registered data set.
+
+    Attributes:
+        load: ``load(root, train, cache_dir, image_size, download, pretrain_split, class_list,
+            reference_classes)`` -> :class:`ImageData` or ``folders.FolderData``.
+        streamed: read from disk on access (True) or held in memory (False).
+    """
+
+    load: Callable[..., object]
+    streamed: bool = False
+
+
+def _register(name: str, load: Callable[..., object], streamed: bool = False) -> None:
+    DATASETS.register(name, DatasetSpec(load, streamed))
+
+
+def _cifar100(root, train, cache_dir, image_size, download, pretrain_split, class_list, reference_classes):
+    from synco.data.torchvision_formats import load_cifar100
+
+    return load_cifar100(root, train, download)
+
+
+def _stl10(root, train, cache_dir, image_size, download, pretrain_split, class_list, reference_classes):
+    from synco.data.torchvision_formats import load_stl10
+
+    return load_stl10(root, (pretrain_split or "train") if train else "test")
+
+
+def _folders(default_class_list: str | None):
+    def load(root, train, cache_dir, image_size, download, pretrain_split, class_list, reference_classes):
+        from synco.data import folders
+
+        if class_list is None and default_class_list is not None:
+            class_list = getattr(folders, default_class_list)
+        return folders.load_folder_split(root, "train" if train else "val", class_list, reference_classes)
+
+    return load
+
+
+_register("fashion_mnist", lambda root, train, cache_dir, image_size, download, *_: load_fashion_mnist(root, train, download))
+_register("cifar10", lambda root, train, cache_dir, image_size, download, *_: load_cifar10(root, train, cache_dir, download))
+_register("cifar100", _cifar100)
+_register("stl10", _stl10)
+_register("image_folder", lambda root, train, cache_dir, image_size, *_: load_image_folder(root, train, image_size))
+_register("imagenet", _folders(None), streamed=True)
+_register("imagenet100", _folders("IMAGENET100_CLASS_LIST"), streamed=True)
+
+
+def is_streamed(name: str) -> bool:
+    """True for data sets read from disk on access rather than held in memory."""
+    return DATASETS.get(name).streamed
 
 
 def load_dataset(
@@ -235,7 +296,7 @@ def load_dataset(
     class_list: str | None = None,
     reference_classes: list[str] | None = None,
 ):
-    """Load one split of a data set by name (see :data:`DATASETS`).
+    """Load one split of a registered data set by name (``synco.registry.DATASETS``).
 
     Args:
         train: the training split (else the test/validation split).
@@ -248,25 +309,12 @@ def load_dataset(
 
     Returns:
         :class:`ImageData` (in memory) or ``folders.FolderData`` (streamed).
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
     """
-    if name == "fashion_mnist":
-        return load_fashion_mnist(root, train, download)
-    if name == "cifar10":
-        return load_cifar10(root, train, cache_dir, download)
-    if name == "cifar100":
-        from synco.data.torchvision_formats import load_cifar100
-
-        return load_cifar100(root, train, download)
-    if name == "stl10":
-        from synco.data.torchvision_formats import load_stl10
-
-        return load_stl10(root, (pretrain_split or "train") if train else "test")
-    if name == "image_folder":
-        return load_image_folder(root, train, image_size)
-    if name in STREAMED:
-        from synco.data.folders import IMAGENET100_CLASS_LIST, load_folder_split
-
-        if name == "imagenet100" and class_list is None:
-            class_list = IMAGENET100_CLASS_LIST
-        return load_folder_split(root, "train" if train else "val", class_list, reference_classes)
-    raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    try:
+        spec = DATASETS.get(name)
+    except KeyError as err:
+        raise ValueError(err.args[0]) from None
+    return spec.load(root, train, cache_dir, image_size, download, pretrain_split, class_list, reference_classes)

@@ -6,6 +6,7 @@ import torch
 from omegaconf import DictConfig
 from torchvision.transforms import v2
 
+from synco.data.batch import Batch
 from synco.data.datasets import load_dataset
 from synco.data.loaders import ViewsDataset
 from synco.data.transforms import TwoViews, pretrain_transform
@@ -113,14 +114,21 @@ def augmentation(cfg: DictConfig, data, mean: list[float], std: list[float], dev
 
 def views_iterator(cfg, data, order, batch_size, augment, generator, device, rank=0, world=1, sample_loader=None,
                    worker_seed=0):
-    """Yield this rank's (view_q, view_k, image_index) batches in ``order``.
+    """Yield this rank's :class:`~synco.data.batch.Batch` es (two views, image indices, labels) in ``order``.
 
     ``batch_size`` is the global batch B; step s covers ``order[s B:(s + 1) B]`` and rank r takes the
     r-th of its W equal slices, so W processes see together exactly what one process would. The
-    ragged tail of the epoch is dropped, as in MoCo.
+    ragged tail of the epoch is dropped, as in MoCo. Labels come along when the data set has any
+    (``data.labels >= 0``); self-supervised methods ignore them.
     """
     steps = len(order) // batch_size
     local = batch_size // world
+    labels = data.labels if bool((data.labels >= 0).any()) else None
+
+    def make(view_q, view_k, index):
+        index = index.to(device)
+        batch_labels = None if labels is None else labels[index.cpu()].to(device)
+        return Batch(views=(view_q, view_k), index=index, labels=batch_labels)
 
     def rank_slice(step: int) -> torch.Tensor:
         start = step * batch_size + rank * local
@@ -130,11 +138,11 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device, ran
         for step in range(steps):
             index = rank_slice(step)  # (b,)
             images = data.images[index].to(device, non_blocking=True)  # (b, C, H, W) uint8
-            yield augment(images, generator), augment(images, generator), index.to(device)
+            yield make(augment(images, generator), augment(images, generator), index)
         return
     batches = [rank_slice(s).tolist() for s in range(steps)]
     for view_q, view_k, index in sample_loader.epoch(batches, worker_seed):
         view_q, view_k = view_q.to(device, non_blocking=True), view_k.to(device, non_blocking=True)
         if cfg.data.augment_on == "accelerator":  # uint8 crops from the workers
             view_q, view_k = augment(view_q, generator), augment(view_k, generator)
-        yield view_q, view_k, index.to(device)
+        yield make(view_q, view_k, index)

@@ -21,8 +21,42 @@ def _several_processes(cfg: DictConfig) -> bool:
     return many_devices or cfg.trainer.num_nodes > 1
 
 
-def build_fabric(cfg: DictConfig) -> Fabric:
-    """Create and launch Fabric; only rank 0 keeps INFO logging."""
+def build_loggers(names, root) -> list:
+    """Lightning loggers by name (``trainer.loggers``), writing under ``root/logs``.
+
+    Raises:
+        ConfigError: a logger whose package is not installed (tensorboard, wandb), naming the package.
+    """
+    from synco.config import ConfigError
+
+    loggers = []
+    for name in names:
+        if name == "csv":
+            from lightning.fabric.loggers import CSVLogger
+
+            loggers.append(CSVLogger(root_dir=f"{root}/logs", name="csv", version=0))
+        elif name == "tensorboard":
+            from lightning.fabric.loggers import TensorBoardLogger
+
+            try:
+                loggers.append(TensorBoardLogger(root_dir=f"{root}/logs", name="tensorboard", version=0))
+            except ModuleNotFoundError as err:
+                raise ConfigError(f"trainer.loggers=[tensorboard] needs the tensorboard package: {err}") from None
+        elif name == "wandb":
+            try:
+                from lightning.pytorch.loggers import WandbLogger
+
+                loggers.append(WandbLogger(save_dir=f"{root}/logs", project="synco"))
+            except ModuleNotFoundError as err:
+                raise ConfigError(f"trainer.loggers=[wandb] needs the wandb package: {err}") from None
+    return loggers
+
+
+def build_fabric(cfg: DictConfig, loggers_root=None) -> Fabric:
+    """Create and launch Fabric; only rank 0 keeps INFO logging.
+
+    With ``loggers_root`` (a run directory) the loggers named in ``trainer.loggers`` are attached.
+    """
     strategy = cfg.trainer.strategy
     if strategy in ("auto", "ddp") and _several_processes(cfg):
         # The queue is a buffer that every rank updates identically (keys are gathered before the
@@ -32,6 +66,7 @@ def build_fabric(cfg: DictConfig) -> Fabric:
     fabric = Fabric(
         accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
         precision=cfg.trainer.precision, strategy=strategy,
+        loggers=build_loggers(cfg.trainer.loggers, loggers_root) if loggers_root is not None else None,
     )
     fabric.launch()
     if not fabric.is_global_zero:
@@ -53,7 +88,7 @@ def protocol_fabric(cfg: DictConfig, device: str | None = None) -> Fabric:
 
 def per_process_batch(batch_size: int, world: int, key: str) -> int:
     """``batch_size`` (global) split over ``world`` processes; ConfigError naming ``key`` if it does not divide."""
-    from synco.engine.config import ConfigError
+    from synco.config import ConfigError
 
     if batch_size % world != 0:
         raise ConfigError(f"{key}={batch_size} (the global batch) must be a multiple of the {world} processes")

@@ -7,11 +7,16 @@ from pathlib import Path
 
 
 class MetricsWriter:
-    """Appends records to ``run_dir/metrics.jsonl``; only the process that owns it writes."""
+    """Appends records to ``run_dir/metrics.jsonl``; only the process that owns it writes.
 
-    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+    The numeric entries of each record also go to Lightning loggers (``trainer.loggers``: CSV,
+    TensorBoard, W&B), at the record's ``step`` (or its epoch when it has none).
+    """
+
+    def __init__(self, path: str | Path, enabled: bool = True, loggers=()) -> None:
         self.path = Path(path)
         self.enabled = enabled
+        self.loggers = list(loggers)
 
     def write(self, record: dict) -> None:
         if not self.enabled:
@@ -19,6 +24,17 @@ class MetricsWriter:
         with open(self.path, "a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
+        numbers = {k: float(v) for k, v in record.items()
+                   if isinstance(v, (int, float)) and k not in ("step", "epoch")}
+        if numbers and self.loggers:
+            step = int(record.get("step", record.get("epoch", 0)))
+            for logger in self.loggers:
+                logger.log_metrics(numbers, step=step)
+
+    def close(self) -> None:
+        """Flush and finalise the loggers (their files are complete afterwards)."""
+        for logger in self.loggers:
+            logger.finalize("success")
 
 
 def read_metrics(path: str | Path) -> list[dict]:

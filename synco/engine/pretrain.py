@@ -1,47 +1,34 @@
-"""The pretraining loop on Lightning Fabric: devices, precision and DDP are settings, not rewrites.
+"""``synco pretrain``: build the configured method and its data, then hand them to :func:`synco.engine.fit.fit`.
 
-One step: two augmented views -> query/key -> InfoNCE with queue (and synthetic) negatives ->
-backward -> optimizer step -> momentum update -> enqueue. Every epoch ends with an atomic checkpoint
-holding encoders, queue and pointer, optimizer, scheduler, epoch and every RNG state, so that
-``--resume`` continues exactly as if the run had not stopped.
+Before any work: the run directory must not already hold a run (unless resuming), the checkpoint must
+load, the data must be found and fit the batch. Afterwards: the final kNN evaluation. With
+``eval.baselines`` the untrained encoder and raw pixels are evaluated first.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from tqdm import tqdm
 
+from synco.analysis.log import NegativeLog, representation_record
+from synco.config import to_yaml
 from synco.data.loaders import normalisation
-from synco.engine.analysis_log import NegativeLog, representation_record
-from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from synco.engine.config import to_yaml
+from synco.engine.checkpoint import load_checkpoint
 from synco.engine.cpu_memory import keep_freed_cpu_memory
-from synco.engine.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
+from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, Trainee, fit, lr_factor
 from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rng import RunGenerators
-from synco.engine.step import train_step
-from synco.methods.build import build_method
+from synco.eval.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
+from synco.methods import build_method
 
 log = logging.getLogger(__name__)
 
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
-
-
-def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
-    """MoCo's per-epoch schedule: ``0.5 (1 + cos(pi epoch / epochs))`` for cosine, 1 for constant."""
-    if schedule == "constant" or epochs == 0:
-        return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+__all__ = ["NonFiniteLossError", "checkpoint_path", "lr_factor", "pretrain"]
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
@@ -49,7 +36,7 @@ def checkpoint_path(run_dir: str | Path) -> Path:
 
 
 def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
-    """Pretrain MoCo-v2 / MoCHI / SynCo as configured; returns the final metrics record.
+    """Pretrain the method ``cfg.method.name`` as configured; returns the final metrics record.
 
     Runs unchanged on one process or on many (every process executes this function; rank 0 writes).
 
@@ -60,7 +47,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     run_dir = Path(cfg.run_dir)
     if cfg.trainer.reuse_cpu_memory:
         keep_freed_cpu_memory()
-    fabric = build_fabric(cfg)
+    fabric = build_fabric(cfg, loggers_root=run_dir)
     device, world = fabric.device, fabric.world_size
     seed = cfg.train.seed
     batch_size = cfg.train.batch_size  # global
@@ -80,37 +67,20 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     train, bank, test = load_splits(cfg)
     fabric.barrier()
     mean, std = normalisation(train)
-    channels = train.channels
 
-    method = build_method(cfg, channels, len(train), seed)
+    method = build_method(cfg, train.channels, len(train), seed)
     if cfg.model.sync_batchnorm and world > 1:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    optimizer = torch.optim.SGD(
-        method.encoder_q.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
-        weight_decay=cfg.train.weight_decay,
-    )
-    epochs = cfg.train.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda e: lr_factor(e, epochs, cfg.train.schedule)
-    )
     generators = RunGenerators(seed, device)
-    start_epoch, global_step = 0, 0
+    trainee = Trainee.prepare(fabric, method, cfg)
+    start = FitState()
     if state is not None:
-        try:
-            method.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            generators.restore(state["rng"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(
-                f"checkpoint {checkpoint_path(run_dir)} does not match this run: {str(err).splitlines()[0]}"
-            ) from None
-        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
-        log.info("resumed from %s at epoch %d", checkpoint_path(run_dir), start_epoch)
+        start = FitState.restore(state, trainee, generators, checkpoint_path(run_dir))
+        log.info("resumed from %s at epoch %d", checkpoint_path(run_dir), start.epoch)
 
-    metrics = MetricsWriter(run_dir / "metrics.jsonl", enabled=fabric.is_global_zero)
+    metrics = MetricsWriter(run_dir / "metrics.jsonl", enabled=fabric.is_global_zero, loggers=fabric.loggers)
     if state is not None and fabric.is_global_zero:
-        truncate_metrics(metrics.path, start_epoch, global_step)  # a crash may have logged past the checkpoint
+        truncate_metrics(metrics.path, start.epoch, start.global_step)  # a crash may have logged past the checkpoint
     if fabric.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -118,7 +88,6 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     knn = dict(mean=mean, std=std, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
                batch_size=cfg.eval.batch_size, device=device, image_size=cfg.data.image_size,
                workers=cfg.data.num_workers)
-    method.to(device)
     if cfg.eval.baselines and state is None:
         untrained = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
         baselines = {"epoch": 0, "eval/knn_top1_untrained": untrained["top1"],
@@ -128,87 +97,50 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
             baselines.update({"eval/knn_top1_raw_pixels": pixels["top1"], "eval/knn_top5_raw_pixels": pixels["top5"]})
         metrics.write(baselines)
 
-    model, optimizer = fabric.setup(method, optimizer)
-    model.mark_forward_method("training_step")
     augment, sample_loader = augmentation(cfg, train, mean, std, device)
-    warmup = cfg.method.negatives.warmup_epochs
-    negative_log = NegativeLog(cfg.method.temperature, train.labels) if cfg.eval.analysis_every else None
+
+    def batches(order, worker_seed):
+        return views_iterator(cfg, train, order, batch_size, augment, generators.local, device, fabric.global_rank,
+                              world, sample_loader, worker_seed)
 
     def knn_record() -> dict:
-        sync_batchnorm_statistics(method.encoder_q)  # every rank evaluates rank 0's encoder
+        sync_batchnorm_statistics(method.embedding_model)  # every rank evaluates rank 0's encoder
         result = knn_evaluate(feature_model(method, cfg.eval.feature), bank, test, **knn)
         return {"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"], "eval/knn_k": cfg.eval.knn_k,
                 "eval/knn_temperature": cfg.eval.knn_temperature, "eval/knn_feature": cfg.eval.feature,
                 "eval/knn_distance": "cosine"}
-    last_epoch = epochs if cfg.train.stop_after is None else min(epochs, start_epoch + cfg.train.stop_after)
 
-    for epoch in range(start_epoch, last_epoch):
-        model.train()
-        synthesize = epoch >= warmup
-        order = torch.randperm(len(train), generator=generators.data)  # (N,) the same on every rank
-        worker_seed = int(torch.randint(2**31, (1,), generator=generators.data)) + fabric.global_rank
-        steps = len(train) // batch_size  # the ragged tail is dropped, as in MoCo
-        started = time.time()
-        epoch_lr = optimizer.param_groups[0]["lr"]
-        loss_sum = torch.zeros((), device=device)
-        bar = tqdm(
-            views_iterator(cfg, train, order, batch_size, augment, generators.local, device, fabric.global_rank, world,
-                           sample_loader, worker_seed),
-            total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-            disable=not (cfg.train.progress and fabric.is_global_zero),
-        )
-        for step, (view_q, view_k, index) in enumerate(bar):
-            observe = None
-            if negative_log is not None and fabric.is_global_zero and step % cfg.eval.analysis_every == 0:
-                observe = negative_log.observe
-            loss = train_step(fabric, model, method, optimizer, view_q, view_k, index, synthesize,
-                              generators.local, generators.shuffle, observe)
-            loss_sum += loss
-            global_step += 1
-            if global_step % cfg.train.log_every == 0 or step == steps - 1:
-                # The mean over ranks: every rank sees the same value, so all stop together on NaN.
-                value = fabric.all_reduce(loss, reduce_op="mean").item()
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping. The last good "
-                        f"checkpoint ({checkpoint_path(run_dir)}) is left as it was. Try a lower train.lr."
-                    )
-                bar.set_postfix(loss=f"{value:.3f}")
-                metrics.write({"epoch": epoch + 1, "step": global_step, "train/loss_step": value})
-        scheduler.step()
-        mean_loss = (fabric.all_reduce(loss_sum, reduce_op="mean") / max(steps, 1)).item()
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {mean_loss}; stopping")
-        seconds = time.time() - started
-        if negative_log is not None:
+    hooks = FitHooks(evaluate=knn_record, evaluate_every=cfg.eval.every_epochs,
+                     extra_checkpoint={"config": to_yaml(cfg), "method": cfg.method.name})
+    if cfg.eval.analysis_every and method.negative_analyses:
+        negative_log = NegativeLog(method.temperature, train.labels)
+
+        def epoch_analyses() -> dict:
             record = negative_log.epoch_record()
             if fabric.is_global_zero:  # rank 0 alone: no collectives inside
-                record.update(representation_record(method.encoder_q, test, augment, cfg.eval.analysis_images,
-                                                    seed + 5, device))
-            metrics.write({"epoch": epoch + 1, "step": global_step, **record})
-        metrics.write({
-            "epoch": epoch + 1, "step": global_step, "train/loss": mean_loss,
-            "train/lr": epoch_lr, "train/synthetic": bool(synthesize), "train/epoch_seconds": seconds,
-            "train/images_per_second": steps * batch_size / max(seconds, 1e-9), "train/processes": world,
-        })
-        log.info("epoch %d/%d loss %.4f (%.1f s)", epoch + 1, epochs, mean_loss, seconds)
-        rng = generators.state()  # collective: every rank takes part
-        save_checkpoint(fabric, checkpoint_path(run_dir), {
-            "model": method.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "rng": rng,
-            "config": to_yaml(cfg),
-        })
-        every = cfg.eval.every_epochs
-        if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:  # the last epoch is evaluated below
-            metrics.write({"epoch": epoch + 1, "step": global_step, **knn_record()})
+                record.update(representation_record(method.embedding_model, test, augment,
+                                                    cfg.eval.analysis_images, seed + 5, device))
+            return record
 
-    finished = last_epoch >= epochs
-    record: dict = {"epoch": last_epoch, "finished": finished}
-    if finished:
-        record.update(knn_record())
-        metrics.write(record)
+        hooks.observe, hooks.observe_every = negative_log.observe_step, cfg.eval.analysis_every
+        hooks.epoch_analyses = epoch_analyses
+    elif cfg.eval.analysis_every:
+        def epoch_analyses() -> dict:
+            if not fabric.is_global_zero:
+                return {}
+            return representation_record(method.embedding_model, test, augment, cfg.eval.analysis_images,
+                                         seed + 5, device)
+
+        hooks.epoch_analyses = epoch_analyses
+
+    try:
+        end = fit(fabric, trainee, FitInputs(train, batches), checkpoint_path(run_dir), metrics, generators, cfg,
+                  start, hooks)
+        finished = end.epoch >= cfg.train.epochs
+        record: dict = {"epoch": end.epoch, "finished": finished}
+        if finished:
+            record.update(knn_record())
+            metrics.write(record)
+    finally:
+        metrics.close()
     return record

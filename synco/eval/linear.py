@@ -3,7 +3,7 @@
 A single ``nn.Linear(F, C)`` trained with SGD (momentum 0.9, weight decay 0 by default), cross-entropy,
 a per-epoch cosine learning-rate schedule, and top-1 / top-5 accuracy on the test split. The paper's
 ImageNet protocol: 100 epochs, batch 256, lr 30 (ImageNet) or 10 (ImageNet-100), with random resized
-crops and flips (then features cannot be cached; ``synco.engine.linear`` handles that case). Without
+crops and flips (then features cannot be cached; ``synco.eval.protocols.linear`` handles that case). Without
 augmentation the features are computed once and this module trains on them directly.
 """
 

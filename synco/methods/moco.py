@@ -10,89 +10,111 @@ Side effects (momentum update, enqueue) are explicit calls made by the training 
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 
 from synco import distributed
-from synco.functional import info_nce_loss
+from synco.data.batch import Batch
+from synco.losses import InfoNCE
 from synco.memory import NegativeQueue
-from synco.negatives import SyntheticNegatives, mask_logits
+from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
+from synco.methods.encoder import Encoder, build_encoder
+from synco.models.momentum import momentum_copy, update_momentum
+from synco.models.shuffle import batch_shuffle, batch_shuffle_across_ranks, batch_unshuffle
+from synco.negatives import COUNT_KEYS, SyntheticNegatives, check_num_hard, mask_logits, mochi
+from synco.registry import METHODS
 
 
-class Encoder(nn.Module):
-    """Backbone followed by a projection head; returns unit embeddings (B, D)."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.head(self.backbone(images)), dim=1)  # (B, D)
-
-
-class MoCo(nn.Module):
+class MoCo(Method):
     """MoCo-v2 with an optional synthetic-negative generator (MoCHI or SynCo).
 
     Args:
         encoder: query encoder (backbone + head); the key encoder is a deep copy.
-        embedding_dim: D.
-        queue_size: K.
+        queue: the (K, D) memory of past keys.
+        criterion: the loss of (query, key, queue logits, synthetic logits); InfoNCE(0.2) when None.
         momentum: m in ``theta_k <- m theta_k + (1 - m) theta_q``.
-        temperature: tau.
         negatives: the synthetic-negative generator; None for plain MoCo-v2.
         mask_same_image: exclude queue rows holding keys of the query's own image from selection
             and from the loss (useful when K is close to the dataset size).
         shuffle_keys: permute the key batch before the key encoder (with split batch norm this is
             the single-process equivalent of MoCo's shuffle-BN).
-        queue_generator: seeds the random initial queue.
+        warmup_epochs: epochs before synthesis starts (SynCo's warm-up, 10 in the paper).
     """
+
+    negative_analyses = True
 
     def __init__(
         self,
         encoder: Encoder,
-        embedding_dim: int,
-        queue_size: int = 65536,
+        queue: NegativeQueue,
+        criterion: nn.Module | None = None,
         momentum: float = 0.999,
-        temperature: float = 0.2,
         negatives: SyntheticNegatives | None = None,
         mask_same_image: bool = False,
         shuffle_keys: bool = True,
-        queue_generator: torch.Generator | None = None,
+        warmup_epochs: int = 0,
     ) -> None:
         super().__init__()
         if not 0 <= momentum <= 1:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        if negatives is not None and negatives.num_synthetic and negatives.num_hard > queue_size:
-            raise ValueError(
-                f"num_hard={negatives.num_hard} is larger than queue_size={queue_size}"
-            )
+        if negatives is not None and negatives.num_synthetic:
+            check_num_hard(negatives.num_hard, queue.size)
         self.encoder_q = encoder
-        self.encoder_k = copy.deepcopy(encoder)
-        for p in self.encoder_k.parameters():
-            p.requires_grad_(False)
-        self.queue = NegativeQueue(queue_size, embedding_dim, generator=queue_generator)
+        self.encoder_k = momentum_copy(encoder)
+        self.queue = queue
+        self.criterion = criterion if criterion is not None else InfoNCE(0.2)
         self.momentum = momentum
-        self.temperature = temperature
         self.negatives = negatives
         self.mask_same_image = mask_same_image
         self.shuffle_keys = shuffle_keys
+        self.warmup_epochs = warmup_epochs
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features of the query encoder, (B, F): what evaluation uses."""
-        return self.encoder_q.backbone(images)
+    @property
+    def temperature(self) -> float:
+        """tau of the InfoNCE criterion (the analyses temper logits with it)."""
+        return self.criterion.temperature
 
-    @torch.no_grad()
+    @property
+    def backbone(self) -> nn.Module:
+        return self.encoder_q.backbone
+
+    @property
+    def embedding_model(self) -> nn.Module:
+        return self.encoder_q
+
+    def trainable_parameters(self):
+        return self.encoder_q.parameters()
+
+    def synthesizes(self, epoch: int) -> bool:
+        """Whether synthetic negatives are used in ``epoch`` (0-based): after the warm-up."""
+        return epoch >= self.warmup_epochs
+
+    def epoch_log(self, epoch: int) -> dict:
+        return {"train/synthetic": self.synthesizes(epoch)}
+
     def momentum_update(self) -> None:
-        """``theta_k <- m theta_k + (1 - m) theta_q`` over parameters only, as in MoCo: buffers (batch-norm
-        running statistics) are not averaged; the key encoder's come from its own forward passes."""
-        for p_k, p_q in zip(self.encoder_k.parameters(), self.encoder_q.parameters()):
-            p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1 - self.momentum)
+        """``theta_k <- m theta_k + (1 - m) theta_q`` (:func:`synco.models.momentum.update_momentum`)."""
+        update_momentum(self.encoder_q, self.encoder_k, self.momentum)
+
+    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+        """:meth:`pair_step` on the batch's two views; with ``context.observe`` the output also holds the
+        queue's image indices (before this step's enqueue) for the false-negative analysis."""
+        images_q, images_k = batch.views
+        out = self.pair_step(images_q, images_k, batch.index, self.synthesizes(context.epoch), context.generator,
+                             context.shuffle_generator, return_sources=context.observe)
+        if context.observe:
+            out["queue_image_index"] = self.queue.image_index
+        return out
+
+    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
+        """Momentum update, then enqueue the keys of the whole global batch, in rank order, so that
+        every rank's queue stays equal."""
+        self.momentum_update()
+        self.queue.enqueue(distributed.all_gather_cat(out["key"]), distributed.all_gather_cat(batch.index))
 
     @torch.no_grad()
     def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -107,22 +129,9 @@ class MoCo(nn.Module):
         if not self.shuffle_keys:
             return self.encoder_k(images)
         if distributed.is_distributed():
-            return self._encode_keys_shuffled_across_ranks(images, generator)
-        perm = torch.randperm(images.shape[0], generator=generator, device=images.device)  # (B,)
-        keys = self.encoder_k(images[perm])  # (B, D) in shuffled order
-        return keys[torch.argsort(perm)]  # (B, D) back in batch order
-
-    def _encode_keys_shuffled_across_ranks(
-        self, images: torch.Tensor, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        local, world, rank = images.shape[0], distributed.world_size(), distributed.rank()
-        everything = distributed.all_gather_cat(images)  # (W b, C, H, W), rank-major
-        perm = torch.randperm(world * local, generator=generator, device=images.device)  # (W b,)
-        distributed.broadcast_(perm, src=0)  # every rank must use rank 0's permutation
-        mine = perm.view(world, local)[rank]  # (b,) global positions this rank encodes
-        keys = distributed.all_gather_cat(self.encoder_k(everything[mine]))  # (W b, D) in permuted order
-        keys = keys[torch.argsort(perm)]  # (W b, D) in global batch order
-        return keys.view(world, local, -1)[rank]  # (b, D) the keys of this rank's images
+            return batch_shuffle_across_ranks(images, self.encoder_k, generator)
+        shuffled, inverse = batch_shuffle(images, generator)  # (B, C, H, W), (B,)
+        return batch_unshuffle(self.encoder_k(shuffled), inverse)  # (B, D) back in batch order
 
     def loss(
         self,
@@ -172,12 +181,12 @@ class MoCo(nn.Module):
                 synthetic_logits, sources = self.negatives.logits_and_sources(query, queue_keys, **arguments)  # (B, S)
             else:
                 synthetic_logits = self.negatives.logits(query, queue_keys, **arguments)  # (B, S)
-        loss = info_nce_loss(query, key, queue_logits, synthetic_logits, self.temperature)
+        loss = self.criterion(query, key, queue_logits, synthetic_logits)
         positive = torch.einsum("bd,bd->b", query.detach(), key)  # (B,) for the analyses
         return {"loss": loss, "queue_logits": queue_logits, "synthetic_logits": synthetic_logits,
                 "positive": positive, "sources": sources}
 
-    def training_step(
+    def pair_step(
         self,
         images_q: torch.Tensor,
         images_k: torch.Tensor,
@@ -188,8 +197,8 @@ class MoCo(nn.Module):
         return_sources: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Forward both views and compute the loss; the caller then steps the optimizer and calls
-        :meth:`momentum_update` and ``queue.enqueue(keys, image_index)`` with the keys of all ranks
-        (``synco.engine.step.train_step`` does all of it).
+        :meth:`after_step` (momentum update, enqueue of all ranks' keys); ``synco.engine.step.train_step``
+        does all of it.
 
         Args:
             generator: source of the synthesis draws (and of the key shuffle if
@@ -205,3 +214,118 @@ class MoCo(nn.Module):
         out = self.loss(query, key, image_index, synthesize, generator, return_sources)
         out.update(query=query, key=key)
         return out
+
+
+# --------------------------------------------------------------------------- configuration and registration
+@dataclass
+class NegativesConfig:
+    """``method.negatives``: SynCo's synthetic negatives (the paper's defaults, section 5.1)."""
+
+    num_hard: int = 1024
+    num_interpolate: int = 256
+    num_extrapolate: int = 256
+    num_mixup: int = 256
+    num_noise: int = 64
+    num_perturb: int = 64
+    num_adversarial: int = 64
+    alpha_max: float = 0.5
+    beta_max: float = 1.5
+    sigma: float = 0.01
+    delta: float = 0.01
+    eta: float = 0.01
+    extrapolation: str = "paper"  # paper: Eq. 5; reference: the authors' code
+    warmup_epochs: int = 10
+
+
+@dataclass
+class MoCoConfig:
+    """``method:`` block of ``moco_v2``, ``mochi`` and ``synco``."""
+
+    name: str = "synco"
+    queue_size: int = 65536
+    momentum: float = 0.999
+    temperature: float = 0.2
+    # None: mask a query's own older keys when queue_size >= number of training images.
+    mask_same_image: Optional[bool] = None
+    negatives: NegativesConfig = field(default_factory=NegativesConfig)
+
+
+def build_negatives(cfg: DictConfig) -> SyntheticNegatives | None:
+    """The synthetic-negative generator of ``method.name``: None for MoCo-v2."""
+    neg = cfg.method.negatives
+    if cfg.method.name == "moco_v2":
+        return None
+    if cfg.method.name == "mochi":
+        return mochi(num_hard=neg.num_hard, num_mix=neg.num_mixup, num_query_mix=neg.num_interpolate)
+    # The config's field names are the constructor's; only the warm-up belongs to the method.
+    settings = {key: value for key, value in neg.items() if key != "warmup_epochs"}
+    return SyntheticNegatives(**settings)
+
+
+def build_moco(context: BuildContext) -> MoCo:
+    """MoCo-v2 / MoCHI / SynCo with a fresh encoder, seeded by ``context.seed``.
+
+    ``method.mask_same_image=None`` turns masking on when the queue can hold a key of every
+    training image, i.e. when older keys of a query's own image are in the queue.
+    """
+    cfg = context.cfg
+    torch.manual_seed(context.seed)
+    encoder = build_encoder(cfg, context.in_channels)
+    mask = cfg.method.mask_same_image
+    if mask is None:
+        mask = cfg.method.queue_size >= context.num_train_images
+    queue = NegativeQueue(cfg.method.queue_size, cfg.model.embedding_dim,
+                          generator=torch.Generator().manual_seed(context.seed + 1))
+    return MoCo(
+        encoder,
+        queue=queue,
+        criterion=InfoNCE(cfg.method.temperature),
+        momentum=cfg.method.momentum,
+        negatives=build_negatives(cfg),
+        mask_same_image=bool(mask),
+        shuffle_keys=cfg.model.shuffle_keys,
+        warmup_epochs=cfg.method.negatives.warmup_epochs,
+    )
+
+
+def validate_moco(cfg: DictConfig) -> None:
+    """Ranges of the ``method`` block and the rules between its fields."""
+    from synco.config import ConfigError, at_least, choice, positive
+    from synco.negatives.synthesize import EXTRAPOLATION_MODES
+
+    choice(cfg, "method.negatives.extrapolation", EXTRAPOLATION_MODES)
+    at_least(cfg, "method.queue_size", 1)
+    at_least(cfg, "method.negatives.warmup_epochs", 0)
+    positive(cfg, "method.temperature")
+    for key in ("num_hard", *COUNT_KEYS, "sigma", "delta", "eta"):
+        at_least(cfg, f"method.negatives.{key}", 0)
+    neg = cfg.method.negatives
+    if not 0 < neg.alpha_max <= 1:
+        raise ConfigError(f"method.negatives.alpha_max={neg.alpha_max} must lie in (0, 1]")
+    if not neg.beta_max > 1:
+        raise ConfigError(f"method.negatives.beta_max={neg.beta_max} must be greater than 1")
+    if not 0 <= cfg.method.momentum <= 1:
+        raise ConfigError(f"method.momentum={cfg.method.momentum} must lie in [0, 1]")
+    if cfg.method.name == "mochi":
+        for key in ("num_extrapolate", "num_noise", "num_perturb", "num_adversarial"):
+            if neg[key] != 0:
+                raise ConfigError(
+                    f"method.negatives.{key}={neg[key]} must be 0 for method.name=mochi "
+                    "(MoCHI uses num_mixup = s and num_interpolate = s' only)"
+                )
+    if cfg.method.name != "moco_v2" and sum(neg[key] for key in COUNT_KEYS) > 0:
+        if neg.num_hard < 1:
+            raise ConfigError("method.negatives.num_hard must be at least 1 when any synthetic count is positive")
+        try:
+            check_num_hard(neg.num_hard, cfg.method.queue_size)
+        except ValueError:
+            raise ConfigError(
+                f"method.negatives.num_hard={neg.num_hard} is larger than method.queue_size={cfg.method.queue_size}"
+            ) from None
+
+
+_MOCO = MethodSpec(MoCoConfig, build_moco, validate_moco,
+                   "MoCo-v2 with a queue; MoCHI / SynCo add synthetic hard negatives (method.negatives)")
+METHODS.register("moco_v2", _MOCO)
+METHODS.register("mochi", _MOCO)
+METHODS.register("synco", _MOCO)

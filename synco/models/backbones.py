@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torchvision
 from torch import nn
+
+from synco.registry import BACKBONES
 
 
 class SmallCNN(nn.Module):
@@ -58,26 +58,66 @@ class TorchvisionResNet(nn.Module):
         return self.net(images)  # (B, F)
 
 
-_BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    "small_cnn": lambda in_channels, small_stem: SmallCNN(in_channels),
-}
+class TimmBackbone(nn.Module):
+    """A timm model without its classifier (``num_classes=0``): ViT/DeiT, Swin, ConvNeXt, ...
+
+    SynCo's authors use ViT-S/DeiT-S and Swin-T in their second paper. ``image_size`` is passed to
+    models that take it (ViTs and Swins are built for a fixed input size).
+    """
+
+    def __init__(self, name: str, in_channels: int = 3, image_size: int | None = None) -> None:
+        super().__init__()
+        import timm
+
+        extra = {}
+        if image_size is not None and ("vit" in name or "deit" in name or "swin" in name):
+            extra["img_size"] = image_size
+        self.net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_channels, **extra)
+        self.feature_dim = self.net.num_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)  # (B, F)
+
+
+#: Prefix that names any timm model: ``model.backbone=timm:convnext_tiny``.
+TIMM_PREFIX = "timm:"
+#: Short names of the timm models SynCo's second paper uses.
+TIMM_ALIASES = {"vit_small": "vit_small_patch16_224", "deit_small": "deit_small_patch16_224",
+                "swin_tiny": "swin_tiny_patch4_window7_224"}
+
+BACKBONES.register("small_cnn", lambda in_channels, small_stem, image_size=None: SmallCNN(in_channels))
 for _name in ("resnet18", "resnet34", "resnet50", "resnet101"):
-    _BACKBONES[_name] = lambda in_channels, small_stem, _n=_name: TorchvisionResNet(
+    BACKBONES.register(_name, lambda in_channels, small_stem, image_size=None, _n=_name: TorchvisionResNet(
         _n, in_channels, small_stem
-    )
+    ))
+for _alias, _timm_name in TIMM_ALIASES.items():
+    BACKBONES.register(_alias, lambda in_channels, small_stem, image_size=None, _n=_timm_name: TimmBackbone(
+        _n, in_channels, image_size
+    ))
 
 
 def list_backbones() -> list[str]:
-    """Names accepted by :func:`build_backbone`."""
-    return sorted(_BACKBONES)
+    """Names accepted by :func:`build_backbone` (besides ``timm:<any timm model>``)."""
+    return sorted(BACKBONES.names())
 
 
-def build_backbone(name: str, in_channels: int = 3, small_stem: bool = False) -> nn.Module:
+def is_backbone(name: str) -> bool:
+    """True for a registered name or ``timm:<name>`` of a model timm knows."""
+    if name.startswith(TIMM_PREFIX):
+        import timm
+
+        return timm.is_model(name[len(TIMM_PREFIX):])
+    return name in BACKBONES
+
+
+def build_backbone(name: str, in_channels: int = 3, small_stem: bool = False, image_size: int | None = None) -> nn.Module:
     """Build a backbone by name; it has a ``feature_dim`` attribute.
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
-    if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {list_backbones()}")
-    return _BACKBONES[name](in_channels=in_channels, small_stem=small_stem)
+    if name.startswith(TIMM_PREFIX) and is_backbone(name):
+        return TimmBackbone(name[len(TIMM_PREFIX):], in_channels, image_size)
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {list_backbones()} or timm:<model name>")
+    return BACKBONES.get(name)(in_channels=in_channels, small_stem=small_stem, image_size=image_size)

@@ -14,10 +14,12 @@ import torch
 
 from synco.negatives import synthesize
 from synco.negatives.dot_logits import synthetic_logits_from_dots
-from synco.negatives.select import mask_logits, select_hardest
+from synco.negatives.select import check_num_hard, mask_logits, select_hardest
 
 #: Strategy ids in the order the synthetic negatives are laid out along S.
 STRATEGIES = ("interpolate", "extrapolate", "mixup", "noise", "perturb", "adversarial")
+#: The constructor's (and the config's) count argument of each strategy, in the same order.
+COUNT_KEYS = tuple(f"num_{name}" for name in STRATEGIES)
 #: How :meth:`SyntheticNegatives.logits` computes ``q.s``: from dot products (fast) or vectors.
 LOGITS_PATHS = ("dots", "vectors")
 
@@ -291,10 +293,8 @@ class SyntheticNegatives(torch.nn.Module):
                 f"{tuple(query.shape)} and queue {tuple(queue.shape)}"
             )
         batch, dim = query.shape
-        if self.num_synthetic and self.num_hard > queue.shape[0]:
-            raise ValueError(
-                f"num_hard={self.num_hard} is larger than the queue ({queue.shape[0]} rows)"
-            )
+        if self.num_synthetic:
+            check_num_hard(self.num_hard, queue.shape[0])
         device = query.device
         if self.num_synthetic == 0:
             hard = torch.zeros(batch, 0, dtype=torch.long, device=device)  # (B, 0)

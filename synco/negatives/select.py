@@ -16,6 +16,16 @@ _OVERSAMPLE = 1.5
 _MAX_CANDIDATES_PER_HARD = 8
 
 
+def check_num_hard(num_hard: int, queue_size: int) -> None:
+    """The rule that N hardest negatives must exist: ``num_hard <= queue_size`` (the one place it is checked).
+
+    Raises:
+        ValueError: naming both numbers.
+    """
+    if num_hard > queue_size:
+        raise ValueError(f"num_hard={num_hard} is larger than the queue ({queue_size} rows)")
+
+
 def mask_logits(queue_logits: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
     """Replace excluded entries by the dtype's lowest value so they are never selected or counted.
 

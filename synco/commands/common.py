@@ -1,0 +1,35 @@
+"""What the subcommands share: the user-error guard and the rank check."""
+
+from __future__ import annotations
+
+import sys
+
+from synco.config import ConfigError
+from synco.engine.checkpoint import CheckpointError
+
+#: What the protocol and export commands report as a user error (exit code 2) rather than a traceback.
+USER_ERRORS = (CheckpointError, ConfigError, FileExistsError, FileNotFoundError, ValueError)
+
+
+def guarded(call, *arguments):
+    """``call(*arguments)``, or None after printing a user error (the caller then exits with 2)."""
+    try:
+        return call(*arguments)
+    except USER_ERRORS as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return None
+
+
+def other_rank() -> bool:
+    """True in every process but rank 0 of a multi-process run: one summary on the console is enough."""
+    from synco.distributed import rank
+
+    return rank() != 0
+
+
+def add_run_arguments(parser, overrides_help: str) -> None:
+    """The arguments every command on a finished run takes: target, overrides, --recipe, --device."""
+    parser.add_argument("target", help="run directory or checkpoint file")
+    parser.add_argument("overrides", nargs="*", help=overrides_help)
+    parser.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
+    parser.add_argument("--device", default=None, help="sets trainer.accelerator (cpu, cuda, auto); default: the run's")

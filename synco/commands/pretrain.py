@@ -1,0 +1,60 @@
+"""``synco pretrain CONFIG [KEY=VALUE ...] [--resume]``: train a registered method, then kNN."""
+
+from __future__ import annotations
+
+import sys
+
+from synco.commands.common import other_rank
+from synco.config import ConfigError, load_config
+from synco.engine.checkpoint import CheckpointError
+from synco.engine.metrics import read_metrics
+from synco.registry import METHODS
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("pretrain", help=f"pretrain a method ({', '.join(METHODS.names())}) and evaluate with kNN")
+    p.add_argument("config", help="YAML recipe, e.g. configs/pretrain/cifar10/synco.yaml")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides with dotted keys, e.g. train.epochs=10")
+    p.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.ckpt")
+
+
+def knn_table(run_dir: str) -> str:
+    """The kNN results of a run as a small text table (read back from metrics.jsonl)."""
+    merged: dict = {}
+    for record in read_metrics(f"{run_dir}/metrics.jsonl"):
+        merged.update(record)
+    rows = [("trained encoder", "eval/knn_top1", "eval/knn_top5"),
+            ("same encoder, untrained", "eval/knn_top1_untrained", "eval/knn_top5_untrained"),
+            ("raw pixels", "eval/knn_top1_raw_pixels", "eval/knn_top5_raw_pixels")]
+    lines = [f"{'features':<26}{'kNN top-1 %':>12}{'kNN top-5 %':>12}"]
+    for name, top1, top5 in rows:
+        if top1 in merged:
+            lines.append(f"{name:<26}{merged[top1]:>12.2f}{merged[top5]:>12.2f}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"synco: configuration error: {err}", file=sys.stderr)
+        return 2
+    from synco.engine.pretrain import NonFiniteLossError, pretrain  # heavy imports after validation
+
+    try:
+        record = pretrain(cfg, resume=args.resume)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"synco: training stopped: {err}", file=sys.stderr)
+        return 3
+    if other_rank():  # every process returns here; one report is enough
+        return 0
+    if record.get("finished"):
+        print(f"\nkNN on {cfg.data.dataset} test set (k={cfg.eval.knn_k}, t={cfg.eval.knn_temperature}, "
+              f"{cfg.eval.feature} features, cosine), run directory {cfg.run_dir}:")
+        print(knn_table(cfg.run_dir))
+    else:
+        print(f"stopped after epoch {record['epoch']} of {cfg.train.epochs}; continue with --resume")
+    return 0

@@ -1,0 +1,334 @@
+"""Structured configuration: YAML recipe + ``KEY=VALUE`` overrides, validated, saved with the run.
+
+OmegaConf does the merging and type checking (a string for an int field, an unknown key); the
+checks below add allowed values and ranges, each error naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from synco.data.datasets import is_streamed
+from synco.data.transforms import AUGMENTATIONS
+from synco.methods.moco import MoCoConfig
+from synco.models.backbones import is_backbone, list_backbones
+from synco.registry import DATASETS, METHODS
+
+SCHEDULES = ("cosine", "constant")
+FEATURES = ("backbone", "embedding")
+AUGMENT_ON = ("batch", "sample", "accelerator")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and what is allowed."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cifar10"
+    root: Optional[str] = None  # None: the data set's default locations (see synco.data.datasets)
+    cache_dir: str = "data/cache"  # decoded JPEG archives are cached here
+    subset: Optional[int] = None  # use only the first n training images
+    image_size: int = 32
+    augmentation: str = "moco_v2"
+    # batch: whole batch as tensor ops on the training device (in-memory data); sample: torchvision per image
+    # in DataLoader workers; accelerator: workers decode and crop, colour/blur/flip run batched on the device
+    augment_on: str = "batch"
+    crop_min_scale: float = 0.2
+    num_workers: int = 0  # DataLoader workers for augment_on=sample (and streamed evaluation)
+    persistent_workers: bool = False  # faster epoch starts; resume is then not bit-exact (worker RNG)
+    download: bool = False  # fetch torchvision's files into root first (machines with internet)
+    pretrain_split: Optional[str] = None  # STL-10: unlabeled (default) or train+unlabeled
+    class_list: Optional[str] = None  # folders: only these classes (imagenet100: configs/data/imagenet100.txt)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet50"
+    small_stem: bool = False  # CIFAR stem for ResNets on small images
+    embedding_dim: int = 128
+    mlp: bool = True  # MoCo-v2's MLP head (False: MoCo-v1's linear head)
+    bn_splits: int = 1  # split batch norm groups; with shuffle_keys, MoCo's shuffle-BN on one process
+    shuffle_keys: bool = True  # several processes: MoCo's shuffle-BN across ranks (docs/distributed.md)
+    sync_batchnorm: bool = False  # several processes: SyncBatchNorm in both encoders instead of shuffle-BN
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    stop_after: Optional[int] = None  # stop after this many epochs in this invocation (time-sliced jobs)
+    log_every: int = 20  # steps between train/loss_step entries in metrics.jsonl
+    progress: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"
+    devices: Any = 1  # per node; train.batch_size is the global batch, split evenly over all processes
+    num_nodes: int = 1
+    precision: str = "32-true"  # Lightning's values: 32-true, bf16-mixed, 16-mixed (GPU), ...
+    strategy: str = "auto"  # auto/ddp: DDP without buffer broadcasts (queues agree by construction)
+    # glibc only: reuse freed large CPU blocks instead of page-faulting them anew (engine/cpu_memory.py)
+    reuse_cpu_memory: bool = True
+    # Lightning loggers that receive the numeric metrics besides metrics.jsonl: csv, tensorboard, wandb
+    loggers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    feature: str = "backbone"
+    batch_size: int = 512
+    train_subset: Optional[int] = None  # kNN bank / linear-probe training: first n labelled images (None: all)
+    test_subset: Optional[int] = None  # kNN queries / linear-probe test: first n test images (None: all)
+    baselines: bool = False  # also evaluate the untrained encoder and raw pixels
+    every_epochs: Optional[int] = None  # kNN monitor: also evaluate after every n-th epoch
+    analysis_every: Optional[int] = 20  # steps between observations of the negatives' statistics (None: off)
+    analysis_images: int = 2000  # held-out test images for alignment/uniformity/rank/class concentration
+
+
+@dataclass
+class LinearConfig:
+    """``synco linear``: linear probe on frozen features (MoCo's main_lincls protocol by default)."""
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: Optional[float] = None  # None: 10 for imagenet100, else 30 (the paper; MoCo's recommendation)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    augment: bool = False  # True: random resized crop + flip every epoch (the paper on ImageNet); False: cached
+    feature: Optional[str] = None  # None: eval.feature
+    seeds: list[int] = field(default_factory=lambda: [0])
+    out_dir: Optional[str] = None  # None: RUN_DIR/linear
+
+
+@dataclass
+class FinetuneConfig:
+    """``synco finetune``: semi-supervised fine-tuning of the whole encoder on a fraction of the labels.
+
+    Defaults follow SimCLR's protocol (Nesterov SGD, lr 0.05 x batch / 256, no weight decay, random
+    resized crops and flips, 60 epochs for 1 % and 30 for 10 % of the labels); which protocol MoCHI and
+    SynCo used for their semi-supervised numbers is UNVERIFIED.
+    """
+
+    fraction: float = 0.01  # of the labelled training images, class-balanced
+    subset_seed: int = 0  # which balanced subset
+    subset_file: Optional[str] = None  # a list of sample names to use instead (canonical ImageNet lists)
+    epochs: Optional[int] = None  # None: 60 for fractions <= 1 %, else 30
+    batch_size: int = 256
+    lr: Optional[float] = None  # None: 0.05 x batch_size / 256
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.0
+    seeds: list[int] = field(default_factory=lambda: [0])
+    out_dir: Optional[str] = None  # None: RUN_DIR/finetune_<percent>pct
+
+
+@dataclass
+class Config:
+    run_dir: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # The registered method's own block (synco.registry.METHODS): its dataclass is chosen by method.name
+    # when the configuration is loaded (MoCoConfig for moco_v2/mochi/synco, SimCLRConfig, ...).
+    method: Any = field(default_factory=MoCoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    linear: LinearConfig = field(default_factory=LinearConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def choice(cfg: DictConfig, key: str, allowed) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
+
+
+def at_least(cfg: DictConfig, key: str, low, optional: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and optional:
+        return
+    if value is None or value < low:
+        raise ConfigError(f"{key}={value!r} must be at least {low}")
+
+
+def positive(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None or value <= 0:
+        raise ConfigError(f"{key}={value!r} must be positive")
+
+
+LOGGERS = ("csv", "tensorboard", "wandb")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check allowed values and ranges; raise :class:`ConfigError` naming the first bad field.
+
+    The general sections are checked here; the ``method`` block by its registered method's ``validate``.
+    """
+    choice(cfg, "data.dataset", DATASETS.names())
+    choice(cfg, "data.augmentation", AUGMENTATIONS)
+    choice(cfg, "data.augment_on", AUGMENT_ON)
+    if not is_backbone(cfg.model.backbone):
+        raise ConfigError(f"model.backbone={cfg.model.backbone!r} is not allowed; choose one of {list_backbones()} "
+                          "or timm:<a timm model name>")
+    choice(cfg, "method.name", METHODS.names())
+    choice(cfg, "train.schedule", SCHEDULES)
+    choice(cfg, "eval.feature", FEATURES)
+    for logger in cfg.trainer.loggers:
+        if logger not in LOGGERS:
+            raise ConfigError(f"trainer.loggers: {logger!r} is not allowed; choose among {list(LOGGERS)}")
+    for key in ("data.image_size", "model.embedding_dim", "model.bn_splits", "trainer.num_nodes",
+                "train.batch_size", "train.log_every", "eval.knn_k", "eval.batch_size"):
+        at_least(cfg, key, 1)
+    for key in ("data.subset", "eval.train_subset", "eval.test_subset", "eval.every_epochs", "train.stop_after",
+                "eval.analysis_every"):
+        at_least(cfg, key, 1, optional=True)
+    for key in ("train.epochs", "data.num_workers", "train.weight_decay"):
+        at_least(cfg, key, 0)
+    for key in ("train.lr", "eval.knn_temperature"):
+        positive(cfg, key)
+    at_least(cfg, "linear.epochs", 0)
+    at_least(cfg, "linear.batch_size", 1)
+    if cfg.linear.lr is not None:
+        positive(cfg, "linear.lr")
+    if not 0 < cfg.finetune.fraction <= 1:
+        raise ConfigError(f"finetune.fraction={cfg.finetune.fraction} must lie in (0, 1] (0.01 for 1 % of the labels)")
+    at_least(cfg, "finetune.batch_size", 1)
+    at_least(cfg, "finetune.epochs", 0, optional=True)
+    if not cfg.finetune.seeds:
+        raise ConfigError("finetune.seeds must name at least one seed, e.g. finetune.seeds=[0,1,2]")
+    if not cfg.linear.seeds:
+        raise ConfigError("linear.seeds must name at least one seed, e.g. linear.seeds=[0,1,2]")
+    if cfg.linear.feature is not None:
+        choice(cfg, "linear.feature", FEATURES)
+    if is_streamed(cfg.data.dataset) and cfg.data.augment_on == "batch":
+        raise ConfigError(
+            f"data.augment_on=batch needs a data set held in memory; {cfg.data.dataset} is read from disk, "
+            "set data.augment_on=accelerator (workers decode and crop, the device does the rest) or sample "
+            "(torchvision transforms in data.num_workers DataLoader workers)"
+        )
+    if cfg.data.pretrain_split is not None:
+        if cfg.data.dataset != "stl10":
+            raise ConfigError(f"data.pretrain_split is for dataset=stl10 only, not {cfg.data.dataset}")
+        choice(cfg, "data.pretrain_split", ("unlabeled", "train+unlabeled"))
+    if not 0 < cfg.data.crop_min_scale <= 1:
+        raise ConfigError(f"data.crop_min_scale={cfg.data.crop_min_scale} must lie in (0, 1]")
+    if cfg.model.bn_splits > 1 and cfg.train.batch_size % cfg.model.bn_splits != 0:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} must be a multiple of model.bn_splits={cfg.model.bn_splits}"
+        )
+    if cfg.model.sync_batchnorm and cfg.model.bn_splits > 1:
+        raise ConfigError(
+            f"model.sync_batchnorm=true and model.bn_splits={cfg.model.bn_splits} exclude each other: "
+            "synchronised batch norm normalises over the whole global batch; set model.bn_splits=1"
+        )
+    devices = cfg.trainer.devices
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        processes = devices * cfg.trainer.num_nodes
+        if devices < 1:
+            raise ConfigError(f"trainer.devices={devices} must be at least 1")
+        if cfg.train.batch_size % processes != 0:
+            raise ConfigError(
+                f"train.batch_size={cfg.train.batch_size} (the global batch) must be a multiple of the "
+                f"{processes} processes (trainer.devices x trainer.num_nodes)"
+            )
+        if cfg.model.bn_splits > 1 and (cfg.train.batch_size // processes) % cfg.model.bn_splits != 0:
+            raise ConfigError(
+                f"the per-process batch {cfg.train.batch_size // processes} must be a multiple of "
+                f"model.bn_splits={cfg.model.bn_splits}"
+            )
+    spec = METHODS.get(cfg.method.name)
+    if spec.validate is not None:
+        spec.validate(cfg)
+
+
+def _method_name(base_yaml: str | None, recipe: DictConfig | None, overrides: list[str]) -> str:
+    """``method.name`` as the merge will set it (the last of: saved run, recipe, overrides), unvalidated."""
+    name = "synco"
+    layers = [OmegaConf.create(base_yaml) if base_yaml is not None else None, recipe,
+              OmegaConf.from_dotlist(list(overrides))]
+    for layer in layers:
+        if layer is not None:
+            value = OmegaConf.select(layer, "method.name", default=None)
+            if value is not None:
+                name = value
+    if name not in METHODS:
+        raise ConfigError(f"method.name={name!r} is not allowed; choose one of {METHODS.names()}")
+    return name
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), base_yaml: str | None = None) -> DictConfig:
+    """Merge defaults, a saved configuration, the YAML recipe at ``path`` and ``KEY=VALUE`` overrides, then validate.
+
+    ``base_yaml`` is a run's saved configuration (``config.yaml`` or a checkpoint's ``config``), so that
+    an evaluation starts from the settings the encoder was trained with.
+
+    Raises:
+        ConfigError: for a missing recipe, a malformed override, an unknown key, a wrong type or a
+            value out of range; the message names the field.
+    """
+    cfg = OmegaConf.structured(Config)
+    try:
+        recipe = None
+        if path is not None:
+            if not Path(path).is_file():
+                raise ConfigError(f"config file {path} does not exist")
+            try:
+                recipe = OmegaConf.load(path)
+            except yaml.YAMLError as err:
+                raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+            if not isinstance(recipe, DictConfig):
+                raise ConfigError(f"config file {path} must hold a mapping of keys (e.g. 'train: {{epochs: 10}}')")
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=10)")
+        # The method's own dataclass is the schema of the method block: its keys, types and defaults.
+        cfg.method = OmegaConf.structured(METHODS.get(_method_name(base_yaml, recipe, overrides)).config)
+        if base_yaml is not None:
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(base_yaml))
+        if recipe is not None:
+            for key in recipe:  # section by section, so that a merge error can name its section
+                try:
+                    cfg = OmegaConf.merge(cfg, {key: recipe[key]})
+                except OmegaConfBaseException as err:
+                    where = getattr(err, "full_key", None) or key
+                    _raise_if_foreign_method_key(cfg, err)
+                    raise ConfigError(f"{path}: invalid value at {where}: {str(err).splitlines()[0]}") from None
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        _raise_if_foreign_method_key(cfg, err)
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"invalid configuration{f' at {key}' if key else ''}: {str(err).splitlines()[0]}") from None
+    validate(cfg)
+    return cfg
+
+
+def _raise_if_foreign_method_key(cfg: DictConfig, err: OmegaConfBaseException) -> None:
+    """A key of another method's block (``method.queue_size`` with ``method.name=simclr``): say so."""
+    from omegaconf.errors import ConfigKeyError
+
+    key = getattr(err, "full_key", None) or ""
+    if isinstance(err, ConfigKeyError) and key.startswith("method.") and key.count(".") == 1:
+        name = cfg.method.name
+        raise ConfigError(f"{key} is not a setting of method.name={name} (its settings: "
+                          f"{', '.join(cfg.method.keys())}); a recipe of another method cannot be switched "
+                          "with method.name alone") from None
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

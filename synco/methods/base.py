@@ -1,0 +1,131 @@
+"""The method contract: what the training loop, evaluation, export and checkpoints may assume.
+
+A method is an ``nn.Module`` that implements
+
+- :meth:`Method.training_step` ``(batch, context) -> {"loss": scalar, ...}``: the forward pass and
+  loss of one process's share of a batch (tensors it returns may be read by the analyses);
+- :meth:`Method.after_step` ``(out, batch)``: what follows the optimizer step (momentum updates,
+  enqueues), called once per step by the loop, on every process;
+- :meth:`Method.trainable_parameters`: what the optimizer updates (online encoder, heads, predictors;
+  never momentum copies or queues);
+- :attr:`Method.backbone`: the encoder whose features evaluation (kNN, linear probe, fine-tuning)
+  and export use; :attr:`Method.embedding_model` gives the projected embeddings instead;
+- its state for checkpoints: everything a resumed run needs is a parameter or a buffer (queues and
+  their pointers included), so ``state_dict()`` / ``load_state_dict()`` carry it.
+
+Methods are registered by name with a :class:`MethodSpec` (their config block and their builder) in
+``synco.registry.METHODS``; the training loop (``synco.engine.fit``) knows nothing else about them.
+See docs/architecture.md for the worked example (SimCLR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from synco.data.batch import Batch
+
+
+@dataclass
+class StepContext:
+    """What a training step may need beyond the batch.
+
+    Attributes:
+        epoch: 0-based epoch of this step (SynCo's warm-up reads it).
+        generator: this process's source of random draws inside the step (synthetic negatives).
+        shuffle_generator: source of key-shuffle permutations (rank 0's draw is broadcast).
+        observe: the analyses will read this step's outputs; a method may then return more
+            (e.g. where its synthetic negatives came from), which costs memory on other steps.
+    """
+
+    epoch: int = 0
+    generator: torch.Generator | None = None
+    shuffle_generator: torch.Generator | None = None
+    observe: bool = False
+
+
+class Method(nn.Module):
+    """Base class of every training method; subclasses implement the abstract members below.
+
+    Class attributes:
+        negative_analyses: the step's output carries ``queue_logits``, ``synthetic_logits``,
+            ``positive`` and ``sources`` (MoCo-style), so the per-step analyses of negatives apply.
+    """
+
+    negative_analyses: bool = False
+
+    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+        """Loss of this process's share of ``batch``: a dict with at least ``loss`` (scalar, with gradient)."""
+        raise NotImplementedError
+
+    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
+        """Called after every optimizer step with that step's ``out`` (momentum updates, enqueues)."""
+
+    def trainable_parameters(self) -> Iterable[nn.Parameter]:
+        """The parameters the optimizer updates (default: all that require a gradient)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The encoder up to its features (B, F): what evaluation and export use."""
+        raise NotImplementedError
+
+    @property
+    def embedding_model(self) -> nn.Module:
+        """Backbone plus projection head: unit embeddings (B, D), for ``eval.feature=embedding``."""
+        raise NotImplementedError
+
+    def epoch_log(self, epoch: int) -> dict:
+        """Per-epoch entries for metrics.jsonl describing the method's state in ``epoch`` (0-based)."""
+        return {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, F) of ``images``: what evaluation uses."""
+        return self.backbone(images)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a method's builder gets: the whole configuration and facts about the data.
+
+    Attributes:
+        cfg: the validated configuration (builders are the only method code that reads it).
+        in_channels: C of the images.
+        num_train_images: size of the pretraining set (MoCo decides same-image masking from it).
+        seed: the run's seed; builders seed the initial weights from it.
+    """
+
+    cfg: DictConfig
+    in_channels: int
+    num_train_images: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method.
+
+    Attributes:
+        config: the dataclass of its ``method:`` block (OmegaConf structured config); its fields, types
+            and defaults are the allowed keys, checked before any work starts.
+        build: ``build(BuildContext) -> Method``.
+        validate: optional cross-field checks of the whole configuration, raising
+            ``synco.config.ConfigError`` that names the field.
+        summary: one line for ``synco --help`` and the docs.
+    """
+
+    config: type
+    build: Callable[[BuildContext], Method]
+    validate: Callable[[DictConfig], None] | None = None
+    summary: str = ""
+
+
+def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed: int) -> Method:
+    """The method named ``cfg.method.name``, with fresh weights seeded by ``seed``."""
+    from synco.registry import METHODS
+
+    return METHODS.get(cfg.method.name).build(BuildContext(cfg, in_channels, num_train_images, seed))

@@ -1,0 +1,136 @@
+"""Two gloo processes against one process that sees the concatenated batch.
+
+With a batch-norm-free encoder the two must agree exactly (float64): each rank's loss, and after a few
+steps the query and key encoders, the global queue and its pointer. This checks the gathering of keys
+before the enqueue, the cross-rank key shuffle, the per-rank synthesis, same-image masking with
+gathered indices and the averaging of gradients. A two-process ``synco pretrain`` run is checked too.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ddp_worker  # tests/ is on sys.path, as for reference.py
+import pytest
+import torch
+from two_processes import run_worker
+
+from synco.data.batch import Batch
+
+pytestmark = pytest.mark.slow
+
+
+def single_process_reference():
+    """What the two ranks compute together, done by one process: loss = mean of the two halves' losses."""
+    method = ddp_worker.build()
+    optimizer = ddp_worker.optimizer_for(method)
+    synthesis = [torch.Generator().manual_seed(100 + r) for r in range(ddp_worker.WORLD)]
+    local = ddp_worker.GLOBAL_BATCH // ddp_worker.WORLD
+    losses = []
+    for step, (view_q, view_k, index) in enumerate(ddp_worker.batches()):
+        query = method.encoder_q(view_q)
+        key = method.encode_keys(view_k)  # no batch norm: shuffling cannot change the keys
+        halves = [
+            method.loss(query[r * local:(r + 1) * local], key[r * local:(r + 1) * local],
+                        index[r * local:(r + 1) * local], step >= 1, synthesis[r])["loss"]
+            for r in range(ddp_worker.WORLD)
+        ]
+        optimizer.zero_grad()
+        (sum(halves) / len(halves)).backward()  # DDP averages the ranks' gradients
+        optimizer.step()
+        method.after_step({"key": key.detach()}, Batch(views=(view_q, view_k), index=index))
+        losses.append(torch.stack([h.detach() for h in halves]))
+    return torch.stack(losses), method.state_dict()
+
+
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
+    out = tmp_path / "ddp.pt"
+    result = run_worker(ddp_worker.__file__, out)
+    losses, state = single_process_reference()
+    torch.testing.assert_close(result["losses"], losses, rtol=1e-10, atol=1e-10)
+    assert set(result["state"]) == set(state)
+    for name, value in state.items():
+        torch.testing.assert_close(result["state"][name], value, rtol=1e-10, atol=1e-10, msg=name)
+    # The run did something: the keys of 3 global batches are in the queue, the weights moved.
+    assert int(state["queue.pointer"]) == 3 * ddp_worker.GLOBAL_BATCH
+    assert not torch.equal(state["encoder_q.head.weight"], ddp_worker.build().state_dict()["encoder_q.head.weight"])
+
+
+def pretrain_cli(run_dir, cache, *extra, devices=2):
+    from tiny_runs import TINY
+
+    return subprocess.run(
+        [sys.executable, "-m", "synco.cli", "pretrain", "configs/pretrain/fashion_mnist/synco.yaml", *TINY,
+         f"run_dir={run_dir}", f"data.cache_dir={cache}", "trainer.accelerator=cpu", f"trainer.devices={devices}",
+         *extra],
+        capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2],
+    )
+
+
+def test_two_process_pretrain_writes_one_run_directory_and_resumes_exactly(tmp_path):
+    straight, sliced, cache = tmp_path / "straight", tmp_path / "sliced", tmp_path / "cache"
+    out = pretrain_cli(straight, cache, "train.epochs=2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("kNN on fashion_mnist") == 1  # one report, from rank 0
+    records = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines() if line]
+    epochs = [r for r in records if "train/loss" in r]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(r["train/processes"] == 2 for r in epochs)
+    assert sorted(p.name for p in straight.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl"]
+
+    # 1 epoch, stop, resume for the 2nd (synthesis starts in epoch 2) = 2 epochs straight.
+    assert pretrain_cli(sliced, cache, "train.epochs=2", "train.stop_after=1").returncode == 0
+    wrong = pretrain_cli(sliced, cache, "train.epochs=2", "--resume", devices=1)
+    assert wrong.returncode == 2 and "written by 2 process(es)" in wrong.stderr
+    assert pretrain_cli(sliced, cache, "train.epochs=2", "--resume").returncode == 0
+    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(sliced / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(a["rng"]["per_rank"]) == 2
+    for name, value in a["model"].items():
+        torch.testing.assert_close(b["model"][name], value, rtol=0, atol=0, msg=name)
+
+
+def protocol_cli(command, run_dir, *extra, devices=2):
+    return subprocess.run(
+        [sys.executable, "-m", "synco.cli", command, str(run_dir), "trainer.accelerator=cpu",
+         f"trainer.devices={devices}", *extra],
+        capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2],
+    )
+
+
+def test_protocols_on_two_processes(tmp_path):
+    """knn, linear (cached and augmented) and finetune on 2 processes: one result, written by rank 0;
+    on cached features the linear probe and kNN equal the single-process ones (the gathered features
+    are the same)."""
+    from synco.engine.metrics import read_metrics
+
+    run = tmp_path / "run"
+    assert pretrain_cli(run, tmp_path / "cache", "train.epochs=1", devices=1).returncode == 0
+    probe = ["linear.epochs=10", "linear.lr=0.5", "linear.batch_size=32"]
+    one = protocol_cli("linear", run, *probe, f"linear.out_dir={tmp_path / 'one'}", devices=1)
+    two = protocol_cli("linear", run, *probe, f"linear.out_dir={tmp_path / 'two'}")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("linear probe (") == 1
+    a, b = read_metrics(tmp_path / "one" / "metrics.jsonl"), read_metrics(tmp_path / "two" / "metrics.jsonl")
+    assert len(b) == 2 and b[-1]["linear/processes"] == 2 and a[-1]["linear/processes"] == 1
+    assert b[-1]["linear/top1_mean"] == pytest.approx(a[-1]["linear/top1_mean"], abs=0.8)  # at most 1 test image of 128
+
+    knn_one, knn_two = protocol_cli("knn", run, devices=1), protocol_cli("knn", run)
+    assert knn_one.returncode == 0 and knn_two.returncode == 0 and knn_two.stdout.count("kNN (k=") == 1, knn_two.stderr[-2000:]
+    knn = read_metrics(run / "knn" / "metrics.jsonl")
+    assert [r["eval/processes"] for r in knn] == [1, 2]
+    assert knn[1]["eval/knn_top1"] == pytest.approx(knn[0]["eval/knn_top1"], abs=0.8)
+
+    augmented = protocol_cli("linear", run, *probe, "linear.epochs=1", "linear.augment=true",
+                             f"linear.out_dir={tmp_path / 'augmented'}")
+    assert augmented.returncode == 0, augmented.stderr[-2000:]
+    assert read_metrics(tmp_path / "augmented" / "metrics.jsonl")[-1]["linear/processes"] == 2
+    odd = protocol_cli("linear", run, "linear.augment=true", "linear.batch_size=33", f"linear.out_dir={tmp_path / 'x'}")
+    assert odd.returncode == 2 and "linear.batch_size=33" in odd.stderr and "multiple of the 2 processes" in odd.stderr
+
+    finetune = protocol_cli("finetune", run, "finetune.epochs=2", "finetune.batch_size=64", "finetune.lr=0.1",
+                            "finetune.fraction=0.01")
+    assert finetune.returncode == 0 and finetune.stdout.count("fine-tuned on") == 1, finetune.stderr[-2000:]
+    summary = read_metrics(run / "finetune_1pct" / "metrics.jsonl")[-1]
+    assert summary["finetune/processes"] == 2 and summary["finetune/labelled_images"] == 600
+    assert summary["finetune/top1_mean"] > 20  # 10 classes; 2 short epochs on 600 images

@@ -1,0 +1,153 @@
+"""MoCo-v2, MoCHI and SynCo are one method: SynCo with every count at 0 is MoCo-v2 exactly."""
+
+import copy
+
+import pytest
+import torch
+from reference import info_nce_reference
+
+from synco.config import load_config
+from synco.data.batch import Batch
+from synco.methods import build_method
+
+SMALL = ["model.backbone=small_cnn", "model.bn_splits=2", "method.queue_size=64", "method.negatives.num_hard=16",
+         "train.batch_size=8"]
+ZERO = [f"method.negatives.{k}=0" for k in
+        ("num_interpolate", "num_extrapolate", "num_mixup", "num_noise", "num_perturb", "num_adversarial")]
+
+
+def method(name, extra=()):
+    cfg = load_config(None, SMALL + [f"method.name={name}", *extra])
+    return build_method(cfg, in_channels=3, num_train_images=1000, seed=0)
+
+
+def images(seed):
+    return torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def run_steps(model, steps=2, synthesize=True):
+    opt = torch.optim.SGD(model.trainable_parameters(), lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(3)
+    outs = []
+    for s in range(steps):
+        out = model.pair_step(images(2 * s), images(2 * s + 1), torch.arange(8) + 8 * s, synthesize, gen)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        model.after_step(out, Batch(views=(), index=torch.arange(8) + 8 * s))  # momentum update, enqueue
+        outs.append(out)
+    return outs
+
+
+def assert_same_state(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_synco_with_all_counts_zero_equals_moco_v2():
+    moco, synco = method("moco_v2"), method("synco", ZERO)
+    assert_same_state(moco, synco)
+    for a, b in zip(run_steps(moco, 3), run_steps(synco, 3)):
+        assert torch.equal(a["loss"], b["loss"])
+        assert torch.equal(a["queue_logits"], b["queue_logits"])
+        assert a["synthetic_logits"].shape[1] == b["synthetic_logits"].shape[1] == 0
+    assert_same_state(moco, synco)
+
+
+def test_synco_during_warmup_equals_moco_v2():
+    moco, synco = method("moco_v2"), method("synco")
+    for a, b in zip(run_steps(moco, 2), run_steps(synco, 2, synthesize=False)):
+        assert torch.equal(a["loss"], b["loss"])
+    assert_same_state(moco, synco)
+
+
+def test_synco_adds_synthetic_logits_and_changes_loss():
+    moco, synco = method("moco_v2"), method("synco")
+    a, b = run_steps(moco, 1)[0], run_steps(synco, 1)[0]
+    assert b["synthetic_logits"].shape == (8, 256 + 256 + 256 + 64 * 3)
+    assert b["loss"] > a["loss"]  # extra (hard) negatives only add to the denominator
+
+
+def test_loss_equals_reference_with_the_methods_own_negatives():
+    synco = method("synco")
+    with torch.no_grad():
+        query, key = synco.encoder_q(images(0)).double(), synco.encoder_k(images(1)).double()
+    synco.queue.keys = synco.queue.keys.double()
+    out = synco.loss(query, key, None, True, torch.Generator().manual_seed(5))
+    sample = synco.negatives.sample(query, synco.queue.keys, generator=torch.Generator().manual_seed(5))
+    negatives = [list(synco.queue.keys) + list(sample.vectors[b]) for b in range(8)]
+    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+    # Sources only on request (the analyses), from the same draws: same loss, rows among the hardest.
+    assert out["sources"] is None
+    traced = synco.loss(query, key, None, True, torch.Generator().manual_seed(5), return_sources=True)
+    assert traced["loss"].item() == out["loss"].item()
+    assert torch.equal(traced["sources"].index[..., 0], sample.index[..., 0])
+
+
+def test_mochi_setting_uses_types_1_and_3_only():
+    m = method("mochi", ["method.negatives.num_extrapolate=0", "method.negatives.num_noise=0",
+                         "method.negatives.num_perturb=0", "method.negatives.num_adversarial=0"])
+    assert m.negatives.counts == (256, 0, 256, 0, 0, 0)
+
+
+def test_same_image_masking_removes_own_keys_from_the_loss():
+    synco = method("moco_v2", ["method.mask_same_image=true"])
+    with torch.no_grad():
+        query, key = synco.encoder_q(images(0)).double(), synco.encoder_k(images(1)).double()
+    synco.queue.keys = synco.queue.keys.double()
+    synco.queue.enqueue(key[:4] * 0 + query[:4], torch.arange(4))  # the query's own image, as hard as it gets
+    out = synco.loss(query, key, torch.arange(8), synthesize=False)
+    own = synco.queue.same_image_mask(torch.arange(8))
+    negatives = [[synco.queue.keys[k] for k in range(64) if not own[b, k]] for b in range(8)]
+    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+
+
+def test_masking_defaults_on_when_queue_holds_the_whole_dataset():
+    cfg = load_config(None, SMALL)
+    assert build_method(cfg, 3, num_train_images=64, seed=0).mask_same_image
+    assert not build_method(cfg, 3, num_train_images=65, seed=0).mask_same_image
+    cfg = load_config(None, SMALL + ["method.mask_same_image=false"])
+    assert not build_method(cfg, 3, num_train_images=10, seed=0).mask_same_image
+
+
+def test_key_encoder_starts_as_copy_gets_no_gradient_and_follows_momentum():
+    m = method("synco")
+    for pq, pk in zip(m.encoder_q.parameters(), m.encoder_k.parameters()):
+        assert torch.equal(pq, pk) and not pk.requires_grad
+    before = copy.deepcopy(m.encoder_k.state_dict())
+    run_steps(m, 1)
+    after = m.encoder_k.state_dict()
+    name = next(n for n, _ in m.encoder_k.named_parameters())
+    q = dict(m.encoder_q.named_parameters())[name]
+    torch.testing.assert_close(after[name], 0.999 * before[name] + 0.001 * q.detach())
+
+
+def test_shuffled_keys_come_back_in_batch_order():
+    m = method("moco_v2", ["model.bn_splits=1"])
+    m.eval()  # without batch statistics the key of image i must not depend on the permutation
+    x = images(0)
+    m.shuffle_keys = False
+    plain = m.encode_keys(x)
+    m.shuffle_keys = True
+    torch.testing.assert_close(m.encode_keys(x, torch.Generator().manual_seed(1)), plain)
+
+
+def test_head_runs_in_float32_under_bf16_autocast():
+    from synco.losses import InfoNCE
+    from synco.memory import NegativeQueue
+    from synco.methods import Encoder, MoCo
+    from synco.negatives import SyntheticNegatives
+
+    torch.manual_seed(0)
+    method = MoCo(Encoder(torch.nn.Identity(), torch.nn.Identity()), NegativeQueue(64, 8), InfoNCE(0.2),
+                  negatives=SyntheticNegatives(num_hard=8, num_interpolate=2, num_extrapolate=2, num_mixup=2,
+                                               num_noise=2, num_perturb=2, num_adversarial=2))
+    query = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).to(torch.bfloat16).requires_grad_(True)
+    key = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method.loss(query, key, generator=torch.Generator().manual_seed(0))
+    assert out["queue_logits"].dtype == out["synthetic_logits"].dtype == out["loss"].dtype == torch.float32
+    out["loss"].backward()
+    assert query.grad.dtype == torch.bfloat16 and torch.isfinite(query.grad.float()).all()

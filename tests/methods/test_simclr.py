@@ -1,0 +1,77 @@
+"""SimCLR on the method contract: built from a recipe, trained by the shared loop, 2 processes = 1."""
+
+from pathlib import Path
+
+import pytest
+import simclr_ddp_worker as worker
+import torch
+from reference import nt_xent_reference
+from two_processes import run_worker
+
+from synco.config import load_config
+from synco.data.batch import Batch
+from synco.methods import SimCLR, StepContext, build_method
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_recipe_builds_simclr_with_the_mlp_head_and_temperature_half():
+    cfg = load_config(str(ROOT / "configs/pretrain/cifar10/simclr.yaml"))
+    method = build_method(cfg, in_channels=3, num_train_images=100, seed=0)
+    assert isinstance(method, SimCLR)
+    assert cfg.method.temperature == 0.5 and method.criterion.temperature == 0.5
+    assert isinstance(method.encoder.head, torch.nn.Sequential)  # MoCo-v2's 2-layer MLP head
+    trainable = {id(p) for p in method.trainable_parameters()}
+    assert trainable == {id(p) for p in method.parameters()}  # no momentum copy, no queue
+
+
+def test_training_step_is_nt_xent_of_the_two_views():
+    cfg = load_config(None, ["method.name=simclr", "model.backbone=small_cnn", "model.embedding_dim=16",
+                             "model.bn_splits=1", "train.batch_size=4"])
+    method = build_method(cfg, in_channels=3, num_train_images=100, seed=0).double()
+    g = torch.Generator().manual_seed(0)
+    views = (torch.randn(4, 3, 8, 8, generator=g, dtype=torch.float64),
+             torch.randn(4, 3, 8, 8, generator=g, dtype=torch.float64))
+    out = method.training_step(Batch(views=views, index=torch.arange(4)), StepContext())
+    with torch.no_grad():
+        z1, z2 = method.encoder(views[0]), method.encoder(views[1])
+    assert abs(out["loss"].item() - nt_xent_reference(z1, z2, 0.5)) < 1e-12
+    out["loss"].backward()
+    assert all(p.grad is not None for p in method.trainable_parameters())
+
+
+def single_process_reference():
+    """What the two ranks compute together, in one process: NT-Xent over the whole global batch."""
+    from synco.functional import nt_xent_loss_local
+
+    method = worker.build()
+    optimizer = worker.optimizer_for(method)
+    local = worker.GLOBAL_BATCH // worker.WORLD
+    losses = []
+    for view_1, view_2, _ in worker.batches():
+        z1, z2 = method.encoder(view_1), method.encoder(view_2)
+        halves = [nt_xent_loss_local(z1[r * local:(r + 1) * local], z2[r * local:(r + 1) * local], z1, z2,
+                                     r * local, 0.5) for r in range(worker.WORLD)]
+        optimizer.zero_grad()
+        (sum(halves) / len(halves)).backward()  # DDP averages the ranks' gradients
+        optimizer.step()
+        losses.append(torch.stack([h.detach() for h in halves]))
+    return torch.stack(losses), method.state_dict()
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
+    """Gathering with gradients: two gloo processes train exactly as one process on the whole batch."""
+    out = tmp_path / "simclr_ddp.pt"
+    result = run_worker(worker.__file__, out)
+    losses, state = single_process_reference()
+    torch.testing.assert_close(result["losses"], losses, rtol=1e-10, atol=1e-10)
+    for name, value in state.items():
+        torch.testing.assert_close(result["state"][name], value, rtol=1e-10, atol=1e-10, msg=name)
+    # The reference itself is the whole-batch NT-Xent: the mean of the halves equals it at step 0.
+    method = worker.build()
+    view_1, view_2, _ = next(worker.batches())
+    with torch.no_grad():
+        z1, z2 = method.encoder(view_1), method.encoder(view_2)
+    assert abs(losses[0].mean().item() - nt_xent_reference(z1, z2, 0.5)) < 1e-12
+    assert not torch.equal(state["encoder.head.weight"], worker.build().state_dict()["encoder.head.weight"])
