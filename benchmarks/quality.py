@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-STRATEGIES = ("num_interpolate", "num_extrapolate", "num_mixup", "num_noise", "num_perturb", "num_adversarial")
+from synco.negatives import COUNT_KEYS as STRATEGIES
+
+# The repository's data sets sit beside it (as scripts/*.sh set it), unless SYNCO_DATA_ROOT says otherwise.
+os.environ.setdefault("SYNCO_DATA_ROOT", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
 def finished(run_dir: Path) -> bool:

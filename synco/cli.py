@@ -13,9 +13,23 @@ import sys
 from synco.commands import COMMANDS
 
 
+def version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("synco")
+    except PackageNotFoundError:
+        from synco import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synco", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    parser.add_argument("--version", action="version", version=f"synco {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"synco.commands.{name}")
@@ -36,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     # Before any command runs, so that every command's INFO lines (knn, analyze, finetune too) are shown.
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    return importlib.import_module(f"synco.commands.{args.command}").run(args)
+    try:
+        return importlib.import_module(f"synco.commands.{args.command}").run(args)
+    except KeyboardInterrupt:  # commands that can say more (pretrain: how to resume) catch it themselves
+        print("\nsynco: interrupted", file=sys.stderr)
+        return 130
+    except OSError as err:  # a full disk, a read-only place: the environment, not a bug of the command
+        where = f": {err.filename}" if getattr(err, "filename", None) else ""
+        print(f"synco: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

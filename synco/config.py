@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from synco.data.datasets import is_streamed
 from synco.data.transforms import AUGMENTATIONS
+from synco.errors import first_line
 from synco.methods.moco import MoCoConfig
 from synco.models.backbones import is_backbone, list_backbones
 from synco.registry import DATASETS, METHODS
@@ -31,16 +32,17 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    dataset: str = "cifar10"
+    dataset: str = "cifar10"  # a registered data set (synco.registry.DATASETS)
     root: Optional[str] = None  # None: the data set's default locations (see synco.data.datasets)
-    cache_dir: str = "data/cache"  # decoded JPEG archives are cached here
+    # decoded JPEG archives are cached here; None: $SYNCO_CACHE_DIR, else $XDG_CACHE_HOME/synco or ~/.cache/synco
+    cache_dir: Optional[str] = None
     subset: Optional[int] = None  # use only the first n training images
-    image_size: int = 32
-    augmentation: str = "moco_v2"
+    image_size: int = 32  # training crops are this many pixels square (28 for Fashion-MNIST)
+    augmentation: str = "moco_v2"  # moco_v2: + blur, weaker colour jitter (MoCo-v2); moco_v1: MoCo-v1's
     # batch: whole batch as tensor ops on the training device (in-memory data); sample: torchvision per image
     # in DataLoader workers; accelerator: workers decode and crop, colour/blur/flip run batched on the device
     augment_on: str = "batch"
-    crop_min_scale: float = 0.2
+    crop_min_scale: float = 0.2  # random resized crop keeps at least this share of the image
     num_workers: int = 0  # DataLoader workers for augment_on=sample (and streamed evaluation)
     persistent_workers: bool = False  # faster epoch starts; resume is then not bit-exact (worker RNG)
     download: bool = False  # fetch torchvision's files into root first (machines with internet)
@@ -50,9 +52,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet50"
+    backbone: str = "resnet50"  # a registered backbone (synco.registry.BACKBONES) or timm:<model name>
     small_stem: bool = False  # CIFAR stem for ResNets on small images
-    embedding_dim: int = 128
+    embedding_dim: int = 128  # D, the projection head's output
     mlp: bool = True  # MoCo-v2's MLP head (False: MoCo-v1's linear head)
     bn_splits: int = 1  # split batch norm groups; with shuffle_keys, MoCo's shuffle-BN on one process
     shuffle_keys: bool = True  # several processes: MoCo's shuffle-BN across ranks (docs/distributed.md)
@@ -62,22 +64,22 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 200
-    batch_size: int = 256
-    lr: float = 0.03
-    momentum: float = 0.9
+    batch_size: int = 256  # the global batch over all processes
+    lr: float = 0.03  # SGD learning rate at epoch 0
+    momentum: float = 0.9  # SGD momentum
     weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    seed: int = 0
+    schedule: str = "cosine"  # per-epoch learning-rate factor 0.5 (1 + cos(pi epoch / epochs)), or constant
+    seed: int = 0  # initial weights, queue, data order, augmentations and synthetic draws
     stop_after: Optional[int] = None  # stop after this many epochs in this invocation (time-sliced jobs)
     log_every: int = 20  # steps between train/loss_step entries in metrics.jsonl
-    progress: bool = True
+    progress: bool = True  # a progress bar on a terminal (never written into redirected output)
 
 
 @dataclass
 class TrainerConfig:
-    accelerator: str = "auto"
+    accelerator: str = "auto"  # Lightning's values: auto, cpu, cuda/gpu, mps
     devices: Any = 1  # per node; train.batch_size is the global batch, split evenly over all processes
-    num_nodes: int = 1
+    num_nodes: int = 1  # machines; processes = devices x num_nodes
     precision: str = "32-true"  # Lightning's values: 32-true, bf16-mixed, 16-mixed (GPU), ...
     strategy: str = "auto"  # auto/ddp: DDP without buffer broadcasts (queues agree by construction)
     # glibc only: reuse freed large CPU blocks instead of page-faulting them anew (engine/cpu_memory.py)
@@ -88,10 +90,10 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    knn_k: int = 200
-    knn_temperature: float = 0.1
-    feature: str = "backbone"
-    batch_size: int = 512
+    knn_k: int = 200  # neighbours of weighted kNN (InstDisc's protocol)
+    knn_temperature: float = 0.1  # weights exp(similarity / t)
+    feature: str = "backbone"  # backbone: features before the head (default); embedding: the unit head output
+    batch_size: int = 512  # images per forward pass during evaluation
     train_subset: Optional[int] = None  # kNN bank / linear-probe training: first n labelled images (None: all)
     test_subset: Optional[int] = None  # kNN queries / linear-probe test: first n test images (None: all)
     baselines: bool = False  # also evaluate the untrained encoder and raw pixels
@@ -105,13 +107,13 @@ class LinearConfig:
     """``synco linear``: linear probe on frozen features (MoCo's main_lincls protocol by default)."""
 
     epochs: int = 100
-    batch_size: int = 256
+    batch_size: int = 256  # the global batch over all processes
     lr: Optional[float] = None  # None: 10 for imagenet100, else 30 (the paper; MoCo's recommendation)
     momentum: float = 0.9
     weight_decay: float = 0.0
     augment: bool = False  # True: random resized crop + flip every epoch (the paper on ImageNet); False: cached
     feature: Optional[str] = None  # None: eval.feature
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0])  # one probe per seed; mean +- std reported
     out_dir: Optional[str] = None  # None: RUN_DIR/linear
 
 
@@ -133,13 +135,13 @@ class FinetuneConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 0.0
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0])  # one fine-tuning per seed; mean +- std reported
     out_dir: Optional[str] = None  # None: RUN_DIR/finetune_<percent>pct
 
 
 @dataclass
 class Config:
-    run_dir: str = "runs/default"
+    run_dir: str = "runs/default"  # config.yaml, metrics.jsonl, checkpoints/ and the protocols' results
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     # The registered method's own block (synco.registry.METHODS): its dataclass is chosen by method.name
@@ -291,12 +293,14 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base_yaml: s
             try:
                 recipe = OmegaConf.load(path)
             except yaml.YAMLError as err:
-                raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+                raise ConfigError(f"config file {path} is not valid YAML: {first_line(err)}") from None
             if not isinstance(recipe, DictConfig):
                 raise ConfigError(f"config file {path} must hold a mapping of keys (e.g. 'train: {{epochs: 10}}')")
         for item in overrides:
             if "=" not in item:
                 raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=10)")
+        if recipe is not None:
+            _check_saved_run_location(Path(path), recipe, overrides)
         # The method's own dataclass is the schema of the method block: its keys, types and defaults.
         cfg.method = OmegaConf.structured(METHODS.get(_method_name(base_yaml, recipe, overrides)).config)
         if base_yaml is not None:
@@ -308,14 +312,33 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base_yaml: s
                 except OmegaConfBaseException as err:
                     where = getattr(err, "full_key", None) or key
                     _raise_if_foreign_method_key(cfg, err)
-                    raise ConfigError(f"{path}: invalid value at {where}: {str(err).splitlines()[0]}") from None
+                    raise ConfigError(f"{path}: invalid value at {where}: {first_line(err)}") from None
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     except OmegaConfBaseException as err:
         _raise_if_foreign_method_key(cfg, err)
         key = getattr(err, "full_key", None)
-        raise ConfigError(f"invalid configuration{f' at {key}' if key else ''}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"invalid configuration{f' at {key}' if key else ''}: {first_line(err)}") from None
     validate(cfg)
     return cfg
+
+
+def _check_saved_run_location(path: Path, recipe: DictConfig, overrides) -> None:
+    """A run's saved config.yaml used as a recipe must name its own folder as run_dir (or get run_dir=...).
+
+    A copied or moved run directory still names the original run_dir; using it as it is would train into
+    (or refuse because of) the original run.
+    """
+    folder = path.resolve().parent
+    is_saved_run = path.name == "config.yaml" and ((folder / "checkpoints").is_dir() or (folder / "metrics.jsonl").exists())
+    named = recipe.get("run_dir") if isinstance(recipe, DictConfig) else None
+    if not is_saved_run or named is None or any(item.startswith("run_dir=") for item in overrides):
+        return
+    if Path(named).resolve() != folder:
+        raise ConfigError(
+            f"{path} is the saved configuration of the run in {folder}, but names run_dir={named} (the run was "
+            f"copied or moved); add run_dir={folder} to continue it there with --resume, or run_dir=NEW_FOLDER "
+            "to start a new run with its settings"
+        )
 
 
 def _raise_if_foreign_method_key(cfg: DictConfig, err: OmegaConfBaseException) -> None:

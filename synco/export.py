@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from synco.errors import ensure_writable_dir
 from synco.methods import build_method
 from synco.models.backbones import TorchvisionResNet
 from synco.runs import load_run
@@ -66,13 +67,14 @@ def export_run(target: str | Path, fmt: str, out: str | Path) -> dict:
     """Export a run's (directory or checkpoint) backbone; returns a small description of what was written."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    out = Path(out)
+    ensure_writable_dir(out.parent, "the export's folder")
     state, cfg, _ = load_run(target)
     # The first convolution of the trained backbone tells the input channels (the method's first 4-d weight).
     first_conv = next(v for k, v in state["model"].items() if ".backbone." in k and v.dim() == 4)
     method = build_method(cfg, first_conv.shape[1], num_train_images=1, seed=0)  # input channels from the weights
     method.load_state_dict(state["model"])
     weights = torchvision_state_dict(method)
-    out = Path(out)
     if fmt == "torchvision":
         _atomic_write(out, lambda f: torch.save(weights, f))
     else:

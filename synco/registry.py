@@ -59,6 +59,10 @@ class Registry(Generic[T]):
 
         return add if entry is None else add(entry)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plug-in unloaded, a method a test registered for its own duration)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
         """The entry named ``name``.
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from synco.config import load_config
-from synco.engine.checkpoint import load_checkpoint
+from synco.engine.checkpoint import ARCHITECTURE_KEYS, CheckpointError, load_checkpoint, setting_differences
 from synco.eval.evaluate import feature_model
 from synco.methods import build_method
 
@@ -26,11 +26,31 @@ def resolve_checkpoint(target: str | Path) -> tuple[Path, Path]:
 
 
 def load_run(target: str | Path, recipe: str | None = None, overrides: list[str] = ()):
-    """(checkpoint state, merged configuration, run directory); the configuration starts from the run's."""
+    """(checkpoint state, merged configuration, run directory); the configuration starts from the checkpoint's.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, or one that does not belong to the run directory its results
+            would be written to (its settings differ from the directory's config.yaml).
+    """
     path, run_dir = resolve_checkpoint(target)
     state = load_checkpoint(path)
+    saved = run_dir / "config.yaml"
+    if saved.is_file():
+        differences = setting_differences(state["config"], OmegaConf.load(saved), (*ARCHITECTURE_KEYS, "data.dataset"),
+                                          here="in the run's config.yaml")
+        if differences:
+            raise CheckpointError(
+                f"checkpoint {path} does not belong to the run in {run_dir} ({'; '.join(differences)}), and results "
+                f"would be written there; put the checkpoint in a folder of its own and evaluate it there"
+            )
     cfg = load_config(recipe, list(overrides), base_yaml=state["config"])
     return state, cfg, run_dir
+
+
+def run_identity(cfg: DictConfig, state: dict, prefix: str) -> dict:
+    """What a protocol's result records about the encoder it evaluated: method, backbone, epoch."""
+    return {f"{prefix}method": cfg.method.name, f"{prefix}backbone": cfg.model.backbone,
+            f"{prefix}checkpoint_epoch": int(state["epoch"])}
 
 
 def frozen_encoder(cfg: DictConfig, state: dict, channels: int, feature: str) -> nn.Module:

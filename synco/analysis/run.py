@@ -28,8 +28,9 @@ from synco.data.loaders import normalisation
 from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import protocol_fabric
 from synco.engine.metrics import MetricsWriter
+from synco.errors import ensure_writable_dir
 from synco.methods import build_method
-from synco.runs import load_run
+from synco.runs import load_run, run_identity
 
 
 @torch.no_grad()
@@ -48,6 +49,7 @@ def run_analysis(target: str | Path, recipe: str | None = None, overrides: list[
     if batches < 1:
         raise ValueError(f"batches must be at least 1, got {batches}")
     state, cfg, run_dir = load_run(target, recipe, overrides)
+    ensure_writable_dir(run_dir / "analysis", "the analysis folder")
     if cfg.eval.analysis_images < 1:
         raise ConfigError(f"eval.analysis_images={cfg.eval.analysis_images} must be at least 1")
     cfg.trainer.devices, cfg.trainer.num_nodes = 1, 1
@@ -75,7 +77,7 @@ def run_analysis(target: str | Path, recipe: str | None = None, overrides: list[
         record = log.epoch_record()
     record.update(representation_record(method.embedding_model, test, augment, cfg.eval.analysis_images, seed + 2,
                                         device))
-    record.update({"checkpoint_epoch": int(state["epoch"]), "analysis/batches": batches,
+    record.update({"checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, state, "analysis/"), "analysis/batches": batches,
                    "analysis/synthesized": synthesize, "analysis/seed": seed})
     out_dir = run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)

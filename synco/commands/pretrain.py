@@ -33,6 +33,24 @@ def knn_table(run_dir: str) -> str:
     return "\n".join(lines)
 
 
+def resume_hint(run_dir: str, args) -> str:
+    """Where an interrupted run stands and the command that continues it."""
+    from synco.engine.pretrain import checkpoint_path
+
+    command = " ".join(["synco pretrain", args.config, *args.overrides, "--resume"])
+    epochs = [r["epoch"] for r in _records(run_dir) if "train/loss" in r]
+    if checkpoint_path(run_dir).exists() and epochs:
+        return (f"The checkpoint of epoch {epochs[-1]} is in {checkpoint_path(run_dir)}; continue with:\n  {command}")
+    return f"No epoch was finished, so nothing is lost; start again with:\n  {command}"
+
+
+def _records(run_dir: str) -> list[dict]:
+    try:
+        return read_metrics(f"{run_dir}/metrics.jsonl")
+    except (OSError, ValueError):
+        return []
+
+
 def run(args) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
@@ -43,6 +61,10 @@ def run(args) -> int:
 
     try:
         record = pretrain(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        if not other_rank():
+            print(f"\nsynco: interrupted. {resume_hint(cfg.run_dir, args)}", file=sys.stderr)
+        return 130
     except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"synco: error: {err}", file=sys.stderr)
         return 2

@@ -12,12 +12,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from synco.report import write_report
+    from synco.report import Run, write_report
+    from synco.report.tables import warnings_for
 
     try:
         page = write_report(args.runs, args.out)
     except (FileNotFoundError, ValueError) as err:
         print(f"synco: error: {err}", file=sys.stderr)
         return 2
+    for warning in warnings_for([Run(path) for path in args.runs]):  # also at the top of report.md
+        print(f"synco: warning: {warning}", file=sys.stderr)
     print(f"wrote {page} and its figures")
     return 0

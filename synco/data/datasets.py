@@ -36,6 +36,24 @@ DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 DATA_ROOT_VARIABLE = "SYNCO_DATA_ROOT"
 
 
+#: Environment variable naming the cache folder used when ``data.cache_dir`` is null.
+CACHE_DIR_VARIABLE = "SYNCO_CACHE_DIR"
+
+
+def resolve_cache_dir(cache_dir: str | None) -> Path:
+    """``cache_dir``, or the user's cache: ``$SYNCO_CACHE_DIR``, ``$XDG_CACHE_HOME/synco``, ``~/.cache/synco``.
+
+    The default is absolute, so that every command finds the same cache from any working directory and
+    in an installed (not editable) package.
+    """
+    if cache_dir:
+        return Path(cache_dir)
+    if os.environ.get(CACHE_DIR_VARIABLE):
+        return Path(os.environ[CACHE_DIR_VARIABLE])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "synco"
+
+
 def default_data_roots(folder: str) -> list[Path]:
     """``$SYNCO_DATA_ROOT/folder`` and ``$SYNCO_DATA_ROOT`` when the variable is set, else nothing."""
     root = os.environ.get(DATA_ROOT_VARIABLE)
@@ -94,14 +112,19 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _find_fashion_mnist(root: str | None) -> Path:
-    candidates = []
-    if root:
-        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw"]
-    candidates += [Path(DEBIAN_FASHION_MNIST)]
+    # A root that is given is the only place looked in: falling back to the default copy would train on
+    # other data than the user named.
+    candidates = [Path(root), Path(root) / "FashionMNIST" / "raw"] if root else [Path(DEBIAN_FASHION_MNIST)]
     for folder in candidates:
         for name in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"):
             if (folder / name).exists():
                 return folder
+    if root:
+        raise DatasetNotFoundError(
+            f"Fashion-MNIST not found in data.root={root}: fix data.root, or set data.root=null to use Debian's "
+            f"package dataset-fashion-mnist (files in {DEBIAN_FASHION_MNIST}). Looked for "
+            f"train-images-idx3-ubyte[.gz] in: {', '.join(str(c) for c in candidates)}"
+        )
     raise DatasetNotFoundError(
         "Fashion-MNIST not found. Looked in: "
         + ", ".join(str(c) for c in candidates)
@@ -185,7 +208,7 @@ def _cifar_jpeg(archive: Path, cache_dir: Path) -> ImageData:
     return result
 
 
-def load_cifar10(root: str | None, train: bool, cache_dir: str, download: bool = False) -> ImageData:
+def load_cifar10(root: str | None, train: bool, cache_dir: str | None, download: bool = False) -> ImageData:
     split = "train" if train else "test"
     if download and root:
         import torchvision
@@ -196,7 +219,7 @@ def load_cifar10(root: str | None, train: bool, cache_dir: str, download: bool =
         if (folder / "cifar-10-batches-py").is_dir():
             return _cifar_torchvision(folder, train)
         if (folder / f"{split}.tar.gz").is_file():
-            return _cifar_jpeg(folder / f"{split}.tar.gz", Path(cache_dir))
+            return _cifar_jpeg(folder / f"{split}.tar.gz", resolve_cache_dir(cache_dir))
     raise DatasetNotFoundError(
         "CIFAR-10 not found. Looked for ROOT/cifar-10-batches-py (torchvision's format) and "
         f"ROOT/{split}.tar.gz (JPEG archive) in: " + (", ".join(str(r) for r in roots) or "nowhere")
@@ -289,7 +312,7 @@ def load_dataset(
     name: str,
     root: str | None,
     train: bool,
-    cache_dir: str,
+    cache_dir: str | None,
     image_size: int = 32,
     download: bool = False,
     pretrain_split: str | None = None,

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from synco.errors import first_line
+
 FORMAT = "synco-checkpoint-v2"  # v2: RNG states of every rank
 
 
@@ -36,20 +38,72 @@ def save_checkpoint(fabric, path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a SynCo checkpoint on the CPU with ``weights_only=True``.
+    """Load a SynCo checkpoint on the CPU with ``weights_only=True`` (a checkpoint never runs code).
 
     Raises:
-        CheckpointError: if the file is missing, corrupt, or not a SynCo checkpoint.
+        CheckpointError: if the file is missing, empty, corrupt, holds Python objects (which could run
+            code), or is not a SynCo checkpoint; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): it was not written by synco, whose writes "
+                              "are atomic; remove it, or restore the file it replaced")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as err:
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise CheckpointError(
+                f"{path} is not a plain weights checkpoint: it holds Python objects, which could run code when "
+                "loaded, so it is refused (synco checkpoints hold only tensors, numbers and strings)"
+            ) from None
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt ({first_line(err)})") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
         raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is corrupt or not a PyTorch checkpoint ({str(err).splitlines()[0]})"
+            f"cannot read checkpoint {path}: the file is corrupt or not a PyTorch checkpoint ({first_line(err)})"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a SynCo checkpoint (expected format {FORMAT!r})")
+        found = state.get("format") if isinstance(state, dict) else None
+        raise CheckpointError(f"{path} is not a SynCo checkpoint (expected format {FORMAT!r}"
+                              + (f", found {found!r})" if found else ")"))
     return state
+
+
+def state_mismatch(module: torch.nn.Module, saved: dict[str, torch.Tensor]) -> str | None:
+    """What keeps ``saved`` from loading into ``module``: missing, unexpected and reshaped tensors, or None."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    reshaped = [k for k in expected if k in saved and tuple(saved[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if reshaped:
+        k = reshaped[0]
+        parts.append(f"{len(reshaped)} tensor(s) of another shape (e.g. {k}: checkpoint {tuple(saved[k].shape)}, "
+                     f"this run {tuple(expected[k].shape)})")
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    return "; ".join(parts) or None
+
+
+#: The settings that decide a checkpoint's tensors; a difference in them is named in mismatch messages.
+ARCHITECTURE_KEYS = ("method.name", "model.backbone", "model.embedding_dim", "model.mlp", "model.small_stem",
+                     "method.queue_size")
+
+
+def setting_differences(saved_yaml: str | None, cfg, keys=ARCHITECTURE_KEYS, here: str = "here") -> list[str]:
+    """``key=saved in the checkpoint, now here`` for each of ``keys`` that differs between the checkpoint's
+    saved configuration and ``cfg``."""
+    from omegaconf import OmegaConf
+
+    if not saved_yaml:
+        return []
+    saved = OmegaConf.create(saved_yaml)
+    out = []
+    for key in keys:
+        before, now = OmegaConf.select(saved, key, default=None), OmegaConf.select(cfg, key, default=None)
+        if before != now:
+            out.append(f"{key}={before} in the checkpoint, {now} {here}")
+    return out

@@ -22,10 +22,11 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from synco.engine.checkpoint import CheckpointError, save_checkpoint
+from synco.engine.checkpoint import CheckpointError, save_checkpoint, setting_differences, state_mismatch
 from synco.engine.metrics import MetricsWriter
 from synco.engine.rng import RunGenerators
 from synco.engine.step import train_step
+from synco.errors import first_line
 from synco.methods.base import Method, StepContext
 
 log = logging.getLogger(__name__)
@@ -78,19 +79,25 @@ class FitState:
     global_step: int = 0
 
     @classmethod
-    def restore(cls, state: dict, trainee: Trainee, generators: RunGenerators, path: Path) -> FitState:
+    def restore(cls, state: dict, trainee: Trainee, generators: RunGenerators, path: Path, cfg=None) -> FitState:
         """Load a checkpoint's method, optimizer, scheduler and RNG states; the position it was written at.
 
         Raises:
-            CheckpointError: the checkpoint does not match this run (names what differs).
+            CheckpointError: the checkpoint does not match this run; names the differing settings (when
+                ``cfg`` is given) and the first differing tensors.
         """
+        mismatch = state_mismatch(trainee.method, state.get("model", {}))
+        if mismatch is not None:
+            settings = setting_differences(state.get("config"), cfg) if cfg is not None else []
+            raise CheckpointError(f"checkpoint {path} does not match this run: "
+                                  + "; ".join([*settings, mismatch]))
         try:
             trainee.method.load_state_dict(state["model"])
             trainee.optimizer.load_state_dict(state["optimizer"])
             trainee.scheduler.load_state_dict(state["scheduler"])
             generators.restore(state["rng"])
         except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {path} does not match this run: {str(err).splitlines()[0]}") from None
+            raise CheckpointError(f"checkpoint {path} does not match this run: {first_line(err)}") from None
         return cls(int(state["epoch"]), int(state["global_step"]))
 
 
@@ -171,8 +178,10 @@ def fit(
         started = time.time()
         epoch_lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=fabric.device)
+        # disable=None: tqdm stays quiet when stderr is not a terminal (a log file gets no progress lines).
+        show = train_cfg.progress and fabric.is_global_zero
         bar = tqdm(inputs.batches(order, worker_seed), total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=not (train_cfg.progress and fabric.is_global_zero))
+                   disable=None if show else True)
         for step, batch in enumerate(bar):
             observe = hooks.observe is not None and fabric.is_global_zero and step % hooks.observe_every == 0
             context = StepContext(epoch, generators.local, generators.shuffle, observe=observe)

@@ -23,6 +23,7 @@ from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rng import RunGenerators
+from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
 from synco.methods import build_method
 
@@ -33,6 +34,34 @@ __all__ = ["NonFiniteLossError", "checkpoint_path", "lr_factor", "pretrain"]
 
 def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
+def started_without_checkpoint(run_dir: Path) -> bool:
+    """A run that wrote its files but stopped (was killed) before its first checkpoint was complete."""
+    return not checkpoint_path(run_dir).exists() and any(
+        (run_dir / name).exists() for name in ("metrics.jsonl", "config.yaml", "checkpoints/last.ckpt.tmp"))
+
+
+def _checkpoint_to_resume(run_dir: Path, resume: bool) -> dict | None:
+    """The checkpoint ``--resume`` continues from (None: start at epoch 0); refuses to overwrite a run.
+
+    A run that stopped before its first checkpoint has nothing to lose: ``--resume`` starts it again from
+    epoch 0 (its partial files are replaced), and a plain start says to pass ``--resume``.
+    """
+    if resume:
+        if started_without_checkpoint(run_dir):
+            log.warning("%s has no checkpoint yet (the run stopped during its first epoch): starting it again "
+                        "from epoch 0", run_dir)
+            return None
+        return load_checkpoint(checkpoint_path(run_dir))
+    if started_without_checkpoint(run_dir):
+        raise ValueError(f"run_dir {run_dir} holds a run that stopped before its first checkpoint; pass --resume to "
+                         "start it again from epoch 0 (it has no trained epoch to lose), or choose another run_dir")
+    if checkpoint_path(run_dir).exists():
+        raise ValueError(
+            f"run_dir {run_dir} already holds a run; pass --resume to continue it or choose another run_dir"
+        )
+    return None
 
 
 def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
@@ -59,11 +88,9 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         )
 
     # Everything that can fail fast does so before training starts, and before rank 0 writes anything.
-    if not resume and (checkpoint_path(run_dir).exists() or (run_dir / "metrics.jsonl").exists()):
-        raise ValueError(
-            f"run_dir {run_dir} already holds a run; pass --resume to continue it or choose another run_dir"
-        )
-    state = load_checkpoint(checkpoint_path(run_dir)) if resume else None
+    state = _checkpoint_to_resume(run_dir, resume)
+    if fabric.is_global_zero:
+        ensure_writable_dir(run_dir, "run_dir")
     train, bank, test = load_splits(cfg)
     fabric.barrier()
     mean, std = normalisation(train)
@@ -75,12 +102,13 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     trainee = Trainee.prepare(fabric, method, cfg)
     start = FitState()
     if state is not None:
-        start = FitState.restore(state, trainee, generators, checkpoint_path(run_dir))
+        start = FitState.restore(state, trainee, generators, checkpoint_path(run_dir), cfg)
         log.info("resumed from %s at epoch %d", checkpoint_path(run_dir), start.epoch)
 
     metrics = MetricsWriter(run_dir / "metrics.jsonl", enabled=fabric.is_global_zero, loggers=fabric.loggers)
-    if state is not None and fabric.is_global_zero:
-        truncate_metrics(metrics.path, start.epoch, start.global_step)  # a crash may have logged past the checkpoint
+    if fabric.is_global_zero and (state is not None or resume):
+        # A crash may have logged past the checkpoint; a run restarted from epoch 0 keeps nothing.
+        truncate_metrics(metrics.path, start.epoch, start.global_step if state is not None else -1)
     if fabric.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))

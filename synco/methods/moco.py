@@ -221,30 +221,30 @@ class MoCo(Method):
 class NegativesConfig:
     """``method.negatives``: SynCo's synthetic negatives (the paper's defaults, section 5.1)."""
 
-    num_hard: int = 1024
-    num_interpolate: int = 256
-    num_extrapolate: int = 256
-    num_mixup: int = 256
-    num_noise: int = 64
-    num_perturb: int = 64
-    num_adversarial: int = 64
-    alpha_max: float = 0.5
-    beta_max: float = 1.5
-    sigma: float = 0.01
-    delta: float = 0.01
-    eta: float = 0.01
+    num_hard: int = 1024  # N, hardest queue negatives the synthetic ones are made from
+    num_interpolate: int = 256  # type 1 per query: normalize(alpha q + (1 - alpha) n) (MoCHI's s' with mochi)
+    num_extrapolate: int = 256  # type 2 per query: normalize(n + beta (n - q)) (Eq. 5)
+    num_mixup: int = 256  # type 3 per query: normalize(gamma n_i + (1 - gamma) n_j) (MoCHI's s with mochi)
+    num_noise: int = 64  # type 4 per query: normalize(n + e), e ~ N(0, sigma^2 I)
+    num_perturb: int = 64  # type 5 per query: normalize(n + delta q), the step along grad_n(q.n) = q
+    num_adversarial: int = 64  # type 6 per query: normalize(n + eta sign(q))
+    alpha_max: float = 0.5  # alpha ~ U(0, alpha_max), in (0, 1]
+    beta_max: float = 1.5  # beta ~ U(1, beta_max), above 1
+    sigma: float = 0.01  # noise scale of type 4
+    delta: float = 0.01  # step of type 5
+    eta: float = 0.01  # step of type 6
     extrapolation: str = "paper"  # paper: Eq. 5; reference: the authors' code
-    warmup_epochs: int = 10
+    warmup_epochs: int = 10  # epochs of plain MoCo-v2 before synthesis starts
 
 
 @dataclass
 class MoCoConfig:
     """``method:`` block of ``moco_v2``, ``mochi`` and ``synco``."""
 
-    name: str = "synco"
-    queue_size: int = 65536
-    momentum: float = 0.999
-    temperature: float = 0.2
+    name: str = "synco"  # moco_v2: no synthetic negatives; mochi: types 1 and 3 only; synco: all six
+    queue_size: int = 65536  # K, past keys used as negatives
+    momentum: float = 0.999  # m of the key encoder, theta_k <- m theta_k + (1 - m) theta_q
+    temperature: float = 0.2  # tau of InfoNCE
     # None: mask a query's own older keys when queue_size >= number of training images.
     mask_same_image: Optional[bool] = None
     negatives: NegativesConfig = field(default_factory=NegativesConfig)

@@ -30,7 +30,7 @@ from synco.registry import METHODS
 class SimCLRConfig:
     """``method:`` block of ``simclr``."""
 
-    name: str = "simclr"
+    name: str = "simclr"  # in-batch NT-Xent over 2B views
     temperature: float = 0.5  # SimCLR's CIFAR-10 value (and solo-learn's CIFAR recipe is 0.2)
 
 

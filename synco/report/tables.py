@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from synco.engine.metrics import read_metrics
+from synco.errors import ensure_writable_dir
 from synco.report.figures import write_figures
 
 FINAL_COLUMNS = [
@@ -51,6 +52,7 @@ class Run:
             raise FileNotFoundError(f"{metrics} does not exist: is {self.path} a synco run directory?")
         self.records = read_metrics(metrics)
         config = yaml.safe_load((self.path / "config.yaml").read_text()) if (self.path / "config.yaml").is_file() else {}
+        self.config = config or {}
         self.method = config.get("method", {}).get("name", "?")
         self.seed = config.get("train", {}).get("seed", 0)
         self.name = self.path.name
@@ -151,6 +153,39 @@ def difference_table(runs: list[Run], reference: str = "moco_v2") -> list[list[s
     return rows if len(rows) > 1 else []
 
 
+#: Settings that make runs incomparable when they differ (besides the method, which a report compares).
+COMPARED_SETTINGS = ("data.dataset", "data.subset", "data.image_size", "model.backbone", "train.epochs",
+                     "train.batch_size")
+#: Uniformity (log E exp(-2 |x - y|^2)) above this: the embeddings sit near one point.
+COLLAPSED_UNIFORMITY = -0.1
+
+
+def _setting(run: Run, key: str):
+    value = run.config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def warnings_for(runs: list[Run]) -> list[str]:
+    """What a reader must know before comparing these runs: differing settings, collapsed runs."""
+    out = []
+    for key in COMPARED_SETTINGS:
+        values = {run.name: _setting(run, key) for run in runs}
+        if len({repr(v) for v in values.values()}) > 1:
+            listed = ", ".join(f"{name}: {value}" for name, value in values.items())
+            out.append(f"the runs differ in {key} ({listed}): their figures do not compare directly")
+    for run in runs:
+        uniform, proxy = run.last("analysis/uniform"), run.last("analysis/proxy_acc")
+        if uniform is not None and uniform > COLLAPSED_UNIFORMITY:
+            out.append(f"{run.name} looks collapsed: uniformity {uniform:.3f} (near 0: the embeddings sit near one "
+                       "point)")
+        elif proxy is not None and proxy >= 0.999:
+            out.append(f"{run.name}: proxy-task accuracy {proxy:.3f}, the positive always wins; the negatives are "
+                       "too easy, or the representation collapsed")
+    return out
+
+
 def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write the figures and ``report.md`` into ``out``; returns the page's path."""
     runs = [Run(p) for p in run_dirs]
@@ -158,12 +193,15 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     if len(set(names)) != len(names):
         raise ValueError(f"run directories must have distinct names to be told apart: {names}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out, "the report folder")
     figures = write_figures(runs, out)
     table = final_table(runs)
     lines = ["# SynCo report", "", "Runs: " + ", ".join(f"`{run.path}`" for run in runs), "",
              "## Final metrics", "", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
+    warnings = warnings_for(runs)
+    if warnings:
+        lines[4:4] = ["## Read this first", "", *[f"- {w}" for w in warnings], ""]
     note = ("Means +- sample standard deviations are over the seeds of one setting (runs named "
             "<setting>_s<seed>); a difference smaller than them says nothing.")
     lines += ["", note, ""]

@@ -62,10 +62,14 @@ def build_align_only(context):
     return AlignOnly(build_encoder(context.cfg, context.in_channels), context.cfg.method.weight)
 
 
-METHODS.register("align_only", MethodSpec(AlignOnlyConfig, build_align_only))
+@pytest.fixture
+def align_only_registered():
+    METHODS.register("align_only", MethodSpec(AlignOnlyConfig, build_align_only))
+    yield
+    METHODS.unregister("align_only")
 
 
-def test_a_method_registered_outside_the_library_pretrains_end_to_end(tmp_path):
+def test_a_method_registered_outside_the_library_pretrains_end_to_end(tmp_path, align_only_registered):
     cfg = load_config(None, TINY + ["method.name=align_only", "method.weight=2.0", "train.epochs=1",
                                     f"run_dir={tmp_path}", f"data.cache_dir={tmp_path}/cache"])
     assert cfg.method.weight == 2.0 and "queue_size" not in cfg.method

@@ -25,14 +25,16 @@ from torch import nn
 from torchvision.transforms import v2
 
 from synco.config import to_yaml
+from synco.data.datasets import resolve_cache_dir
 from synco.data.loaders import LabelledDataset, normalisation
 from synco.data.subsets import balanced_subset, read_subset, sample_names, write_subset
 from synco.engine.inputs import load_labelled_splits
 from synco.engine.launch import per_process_batch, protocol_fabric
 from synco.engine.metrics import MetricsWriter
+from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import sharded_features, sync_batchnorm_statistics
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy
-from synco.runs import frozen_encoder, load_run
+from synco.runs import frozen_encoder, load_run, run_identity
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ def labelled_subset(cfg, train, write: bool = True) -> tuple[torch.Tensor, Path]
     if ft.subset_file:
         return read_subset(ft.subset_file, train), Path(ft.subset_file)
     percent = f"{100 * ft.fraction:g}"
-    path = Path(cfg.data.cache_dir).parent / "subsets" / f"{cfg.data.dataset}_{percent}pct_seed{ft.subset_seed}.txt"
+    # Beside the cache: data/subsets for data.cache_dir=data/cache (earlier runs), else CACHE/subsets.
+    folder = Path(cfg.data.cache_dir).parent if cfg.data.cache_dir else resolve_cache_dir(None)
+    path = folder / "subsets" / f"{cfg.data.dataset}_{percent}pct_seed{ft.subset_seed}.txt"
     if path.exists():
         return read_subset(path, train), path
     indices = balanced_subset(train.labels, ft.fraction, ft.subset_seed)
@@ -117,6 +121,7 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
     out_dir = Path(ft.out_dir) if ft.out_dir else run_dir / f"finetune_{percent}pct"
     if (out_dir / "metrics.jsonl").exists():
         raise FileExistsError(f"{out_dir / 'metrics.jsonl'} already holds fine-tuning results; set finetune.out_dir")
+    ensure_writable_dir(out_dir, "finetune.out_dir")
     fabric = protocol_fabric(cfg, device)
     per_process_batch(ft.batch_size, fabric.world_size, "finetune.batch_size")  # before any long work
     train, test = load_labelled_splits(cfg)
@@ -141,7 +146,7 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
         "finetune/top5_std": top5_std, "finetune/seeds": list(ft.seeds), "finetune/fraction": ft.fraction,
         "finetune/labelled_images": len(indices), "finetune/subset_file": str(subset_path),
         "finetune/epochs": results[0]["epochs"], "finetune/lr": results[0]["lr"],
-        "finetune/checkpoint_epoch": int(state["epoch"]), "finetune/processes": fabric.world_size,
+        "finetune/checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, state, "finetune/"), "finetune/processes": fabric.world_size,
     }
     metrics.write(summary)
     return summary

@@ -9,8 +9,9 @@ from synco.data.loaders import normalisation
 from synco.engine.inputs import load_labelled_splits
 from synco.engine.launch import protocol_fabric
 from synco.engine.metrics import MetricsWriter
+from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import knn_evaluate
-from synco.runs import frozen_encoder, load_run
+from synco.runs import frozen_encoder, load_run, run_identity
 
 
 def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] = (), device: str | None = None) -> dict:
@@ -21,6 +22,8 @@ def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] 
     """
     state, cfg, run_dir = load_run(target, recipe, overrides)
     fabric = protocol_fabric(cfg, device)
+    if fabric.is_global_zero:
+        ensure_writable_dir(run_dir / "knn", "the kNN results folder")
     device = fabric.device
     data = cfg.data
     train, test = load_labelled_splits(cfg)
@@ -32,7 +35,7 @@ def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] 
     record = {"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"], "eval/knn_k": cfg.eval.knn_k,
               "eval/knn_temperature": cfg.eval.knn_temperature, "eval/knn_feature": cfg.eval.feature,
               "eval/knn_distance": "cosine", "eval/bank_size": len(train), "eval/test_size": len(test),
-              "checkpoint_epoch": int(state["epoch"]), "eval/processes": fabric.world_size}
+              "checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, state, "eval/"), "eval/processes": fabric.world_size}
     if fabric.is_global_zero:
         out = run_dir / "knn"
         out.mkdir(parents=True, exist_ok=True)

@@ -29,9 +29,10 @@ from synco.data.loaders import LabelledDataset, normalisation
 from synco.engine.inputs import load_labelled_splits
 from synco.engine.launch import per_process_batch, protocol_fabric
 from synco.engine.metrics import MetricsWriter
+from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import sharded_features
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy, train_linear_on_features
-from synco.runs import frozen_encoder, load_run
+from synco.runs import frozen_encoder, load_run, run_identity
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
     out_dir = Path(cfg.linear.out_dir) if cfg.linear.out_dir else run_dir / "linear"
     if (out_dir / "metrics.jsonl").exists():
         raise FileExistsError(f"{out_dir / 'metrics.jsonl'} already holds linear-probe results; set linear.out_dir")
+    ensure_writable_dir(out_dir, "linear.out_dir")
     data = cfg.data
     fabric = protocol_fabric(cfg, device)
     if cfg.linear.augment:  # checked before any work: the global batch must split over the processes
@@ -145,7 +147,8 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
         "linear/top1_mean": top1, "linear/top1_std": top1_std, "linear/top5_mean": top5, "linear/top5_std": top5_std,
         "linear/seeds": list(cfg.linear.seeds), "linear/epochs": cfg.linear.epochs, "linear/lr": lr,
         "linear/batch_size": cfg.linear.batch_size, "linear/augment": bool(cfg.linear.augment),
-        "linear/feature": feature, "linear/checkpoint_epoch": int(state["epoch"]), "linear/backbone_unchanged": True,
+        "linear/feature": feature, "linear/checkpoint_epoch": int(state["epoch"]),
+        **run_identity(cfg, state, "linear/"), "linear/backbone_unchanged": True,
         "linear/processes": fabric.world_size,
     }
     metrics.write(summary)

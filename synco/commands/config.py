@@ -1,0 +1,28 @@
+"""``synco config``: every configuration key with its type, default and allowed values; or a resolved recipe."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("config", help="list every configuration key (type, default, allowed values), or print a "
+                       "recipe resolved with its overrides")
+    p.add_argument("recipe", nargs="?", default=None, help="a recipe to resolve (omit for the reference of all keys)")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the recipe")
+
+
+def run(args) -> int:
+    from synco.config import ConfigError, load_config, to_yaml
+
+    if args.recipe is None and not args.overrides:
+        from synco.config_reference import markdown
+
+        print(markdown())
+        return 0
+    try:
+        print(to_yaml(load_config(args.recipe, args.overrides)), end="")
+    except ConfigError as err:
+        print(f"synco: configuration error: {err}", file=sys.stderr)
+        return 2
+    return 0
