@@ -258,3 +258,14 @@ def test_a_non_editable_install_finds_data_and_cache_from_another_directory(tmp_
     config = ("from synco.config_reference import markdown; import sys; "
               "sys.exit(0 if 'method.negatives.num_hard' in markdown() else 1)")
     assert subprocess.run([sys.executable, "-c", config], cwd=elsewhere, env=env, timeout=120).returncode == 0
+
+
+def test_a_logger_whose_package_is_missing_is_named():
+    import importlib.util
+
+    from synco.engine.launch import build_loggers
+
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        pytest.skip("tensorboard is installed here")
+    with pytest.raises(ConfigError, match=r"trainer.loggers=\[tensorboard\] needs the tensorboard package"):
+        build_loggers(["tensorboard"], "unused")
