@@ -16,11 +16,12 @@ WORLD = 2
 
 def run_worker(worker_file: str, out: Path) -> dict:
     """Run ``worker_file`` on two processes; its per-step losses of each rank and rank 0's final state."""
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
          str(Path(worker_file)), str(out)],
-        check=True, capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300,
     )
+    assert done.returncode == 0, f"the workers failed:\n{done.stderr[-4000:]}"
     return torch.load(out, weights_only=True)
 
 
