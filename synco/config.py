@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from synco.data.datasets import is_streamed
 from synco.data.transforms import AUGMENTATIONS
+from synco.engine.optim import OPTIMIZERS
 from synco.errors import first_line
 from synco.methods.moco import MoCoConfig
 from synco.models.backbones import is_backbone, list_backbones
@@ -69,6 +70,11 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # per-epoch learning-rate factor 0.5 (1 + cos(pi epoch / epochs)), or constant
+    lr_warmup_epochs: int = 0  # linear learning-rate warm-up before the schedule (SimCLR, CaSSLe: 10)
+    optimizer: str = "sgd"  # sgd (MoCo); lars (timm's LARS: SimCLR, CaSSLe/PNR); adam (HCL); adamw
+    exclude_bias_and_norm: bool = False  # biases and normalisation weights: no weight decay, no LARS adaptation
+    lars_trust_coefficient: float = 0.001  # eta of LARS (CaSSLe/PNR use 0.02)
+    lars_clip: bool = False  # LARC: clip the LARS trust ratio (CaSSLe/PNR: true)
     seed: int = 0  # initial weights, queue, data order, augmentations and synthetic draws
     stop_after: Optional[int] = None  # stop after this many epochs in this invocation (time-sliced jobs)
     log_every: int = 20  # steps between train/loss_step entries in metrics.jsonl
@@ -190,6 +196,7 @@ def validate(cfg: DictConfig) -> None:
                           "or timm:<a timm model name>")
     choice(cfg, "method.name", METHODS.names())
     choice(cfg, "train.schedule", SCHEDULES)
+    choice(cfg, "train.optimizer", OPTIMIZERS)
     choice(cfg, "eval.feature", FEATURES)
     for logger in cfg.trainer.loggers:
         if logger not in LOGGERS:
@@ -200,9 +207,9 @@ def validate(cfg: DictConfig) -> None:
     for key in ("data.subset", "eval.train_subset", "eval.test_subset", "eval.every_epochs", "train.stop_after",
                 "eval.analysis_every"):
         at_least(cfg, key, 1, optional=True)
-    for key in ("train.epochs", "data.num_workers", "train.weight_decay"):
+    for key in ("train.epochs", "data.num_workers", "train.weight_decay", "train.lr_warmup_epochs"):
         at_least(cfg, key, 0)
-    for key in ("train.lr", "eval.knn_temperature"):
+    for key in ("train.lr", "eval.knn_temperature", "train.lars_trust_coefficient"):
         positive(cfg, key)
     at_least(cfg, "linear.epochs", 0)
     at_least(cfg, "linear.batch_size", 1)

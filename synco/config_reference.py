@@ -63,6 +63,7 @@ def allowed_values() -> dict[str, str]:
     """Dotted key -> its allowed values, from the registries and the checks' constants."""
     from synco.config import AUGMENT_ON, FEATURES, LOGGERS, SCHEDULES
     from synco.data.transforms import AUGMENTATIONS
+    from synco.engine.optim import OPTIMIZERS
     from synco.models.backbones import list_backbones
     from synco.negatives.synthesize import EXTRAPOLATION_MODES
     from synco.registry import DATASETS
@@ -79,6 +80,7 @@ def allowed_values() -> dict[str, str]:
         "method.name": listed(METHODS.names()),
         "method.negatives.extrapolation": listed(EXTRAPOLATION_MODES),
         "train.schedule": listed(SCHEDULES),
+        "train.optimizer": listed(OPTIMIZERS),
         "eval.feature": listed(FEATURES),
         "linear.feature": listed(FEATURES) + " or null",
         "trainer.loggers": "a list of " + listed(LOGGERS),

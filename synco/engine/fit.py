@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from synco.engine.checkpoint import CheckpointError, save_checkpoint, setting_differences, state_mismatch
 from synco.engine.metrics import MetricsWriter
+from synco.engine.optim import build_optimizer, lr_factor
 from synco.engine.rng import RunGenerators
 from synco.engine.step import train_step
 from synco.errors import first_line
@@ -34,13 +35,6 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
-
-
-def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
-    """MoCo's per-epoch schedule: ``0.5 (1 + cos(pi epoch / epochs))`` for cosine, 1 for constant."""
-    if schedule == "constant" or epochs == 0:
-        return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
 @dataclass
@@ -54,14 +48,11 @@ class Trainee:
 
     @classmethod
     def prepare(cls, fabric, method: Method, cfg: DictConfig) -> Trainee:
-        """SGD over ``method.trainable_parameters()`` with ``cfg.train``'s settings and per-epoch schedule,
-        both set up by Fabric (DDP with several processes)."""
-        optimizer = torch.optim.SGD(
-            method.trainable_parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
-            weight_decay=cfg.train.weight_decay,
-        )
-        epochs, schedule = cfg.train.epochs, cfg.train.schedule
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, epochs, schedule))
+        """``train.optimizer`` (SGD by default) over ``method.trainable_parameters()`` with the per-epoch
+        schedule of ``cfg.train``, both set up by Fabric (DDP with several processes)."""
+        optimizer = build_optimizer(method.trainable_parameters(), cfg.train)
+        epochs, schedule, warmup = cfg.train.epochs, cfg.train.schedule, cfg.train.lr_warmup_epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, epochs, schedule, warmup))
         model, optimizer = fabric.setup(method, optimizer)
         model.mark_forward_method("training_step")
         return cls(method, model, optimizer, scheduler)

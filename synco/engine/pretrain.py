@@ -18,10 +18,11 @@ from synco.config import to_yaml
 from synco.data.loaders import normalisation
 from synco.engine.checkpoint import load_checkpoint
 from synco.engine.cpu_memory import keep_freed_cpu_memory
-from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, Trainee, fit, lr_factor
+from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, Trainee, fit
 from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
+from synco.engine.optim import lr_factor
 from synco.engine.rng import RunGenerators
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics

@@ -1,5 +1,6 @@
 """SimCLR on the method contract: built from a recipe, trained by the shared loop, 2 processes = 1."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,28 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
         z1, z2 = method.encoder(view_1), method.encoder(view_2)
     assert abs(losses[0].mean().item() - nt_xent_reference(z1, z2, 0.5)) < 1e-12
     assert not torch.equal(state["encoder.head.weight"], worker.build().state_dict()["encoder.head.weight"])
+
+
+def test_imagenet_recipe_has_simclrs_large_batch_settings():
+    cfg = load_config(str(ROOT / "configs/pretrain/imagenet/simclr_100ep.yaml"))
+    assert cfg.method.name == "simclr" and cfg.method.temperature == 0.1
+    assert cfg.train.optimizer == "lars" and cfg.train.lr == pytest.approx(0.3 * cfg.train.batch_size / 256)
+    assert cfg.train.exclude_bias_and_norm and cfg.train.lr_warmup_epochs == 10 and cfg.model.sync_batchnorm
+
+
+@pytest.mark.slow
+def test_simclr_pretrains_with_lars_warmup_and_excluded_norms(tmp_path):
+    from synco.engine.metrics import read_metrics
+    from synco.engine.pretrain import pretrain
+
+    cfg = load_config(None, [
+        "method.name=simclr", "data.dataset=fashion_mnist", "data.image_size=28", "data.subset=256",
+        "model.backbone=small_cnn", "train.batch_size=64", "train.epochs=2", "train.optimizer=lars",
+        "train.lr=0.5", "train.exclude_bias_and_norm=true", "train.lr_warmup_epochs=1", "train.progress=false",
+        "eval.train_subset=256", "eval.test_subset=128", "eval.knn_k=20", f"run_dir={tmp_path}",
+        f"data.cache_dir={tmp_path}/cache",
+    ])
+    record = pretrain(cfg)
+    epochs = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r]
+    assert [r["train/lr"] for r in epochs] == [0.5, 0.5]  # warm-up epoch 1 of 1 reaches lr, then cosine from lr
+    assert record["finished"] and all(math.isfinite(r["train/loss"]) for r in epochs)
