@@ -8,8 +8,9 @@ A method is an ``nn.Module`` that implements
   enqueues), called once per step by the loop, on every process;
 - :meth:`Method.trainable_parameters`: what the optimizer updates (online encoder, heads, predictors;
   never momentum copies or queues);
-- :attr:`Method.backbone`: the encoder whose features evaluation (kNN, linear probe, fine-tuning)
-  and export use; :attr:`Method.embedding_model` gives the projected embeddings instead;
+- :attr:`Method.online_encoder` (backbone + head), from which :attr:`Method.backbone` (the features that
+  evaluation - kNN, linear probe, fine-tuning - and export use) and :attr:`Method.embedding_model` (the
+  projected embeddings) follow;
 - its state for checkpoints: everything a resumed run needs is a parameter or a buffer (queues and
   their pointers included), so ``state_dict()`` / ``load_state_dict()`` carry it.
 
@@ -70,14 +71,22 @@ class Method(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     @property
+    def online_encoder(self) -> nn.Module:
+        """The trained encoder, an :class:`~synco.methods.encoder.Encoder` (backbone + projection head).
+
+        Methods laid out otherwise override :attr:`backbone` and :attr:`embedding_model` instead.
+        """
+        raise NotImplementedError
+
+    @property
     def backbone(self) -> nn.Module:
         """The encoder up to its features (B, F): what evaluation and export use."""
-        raise NotImplementedError
+        return self.online_encoder.backbone
 
     @property
     def embedding_model(self) -> nn.Module:
         """Backbone plus projection head: unit embeddings (B, D), for ``eval.feature=embedding``."""
-        raise NotImplementedError
+        return self.online_encoder
 
     def epoch_log(self, epoch: int) -> dict:
         """Per-epoch entries for metrics.jsonl describing the method's state in ``epoch`` (0-based)."""

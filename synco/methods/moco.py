@@ -79,12 +79,8 @@ class MoCo(Method):
         return self.criterion.temperature
 
     @property
-    def backbone(self) -> nn.Module:
-        return self.encoder_q.backbone
-
-    @property
-    def embedding_model(self) -> nn.Module:
-        return self.encoder_q
+    def online_encoder(self) -> Encoder:
+        return self.encoder_q  # the name MoCo's code and every checkpoint use
 
     def trainable_parameters(self):
         return self.encoder_q.parameters()

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from synco import distributed
 from synco.data.batch import Batch
@@ -48,11 +47,7 @@ class SimCLR(Method):
         self.criterion = criterion if criterion is not None else NTXent(0.5)
 
     @property
-    def backbone(self) -> nn.Module:
-        return self.encoder.backbone
-
-    @property
-    def embedding_model(self) -> nn.Module:
+    def online_encoder(self) -> Encoder:
         return self.encoder
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:

@@ -42,11 +42,7 @@ class AlignOnly(Method):
         self.after_steps = 0
 
     @property
-    def backbone(self) -> nn.Module:
-        return self.encoder.backbone
-
-    @property
-    def embedding_model(self) -> nn.Module:
+    def online_encoder(self) -> nn.Module:
         return self.encoder
 
     def training_step(self, batch, context):
