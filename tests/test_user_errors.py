@@ -163,12 +163,13 @@ def test_a_run_killed_while_writing_its_first_checkpoint_can_be_resumed(tmp_path
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
-    argv = [sys.executable, "-m", "synco.cli", "pretrain", TINY_RECIPE, *TINY, f"run_dir={run}",
-            f"data.cache_dir={tmp_path}/cache", "train.epochs=50"]
     # A shell that starts jobs in the background (as CI may) has them ignore SIGINT, and Python keeps an
-    # ignored SIGINT ignored: restore the default so that the child behaves as a process in a terminal.
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # ignored SIGINT ignored: the child restores Python's handler first, as a process in a terminal has it.
+    launcher = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "runpy.run_module('synco.cli', run_name='__main__')")
+    argv = [sys.executable, "-c", launcher, "pretrain", TINY_RECIPE, *TINY, f"run_dir={run}",
+            f"data.cache_dir={tmp_path}/cache", "train.epochs=50"]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while not checkpoint_path(run).exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
