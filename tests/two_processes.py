@@ -55,3 +55,6 @@ def worker_main(out_path: str, build, optimizer_for, batches, context_for) -> No
     if fabric.is_global_zero:
         torch.save({"losses": torch.stack(losses), "state": method.state_dict()}, out_path)
     fabric.barrier()
+    # Leave the process group before exiting: tearing gloo down at interpreter exit raced with the other
+    # rank's and aborted a worker now and then ("terminate called without an active exception").
+    torch.distributed.destroy_process_group()
