@@ -24,6 +24,9 @@ def _several_processes(cfg: DictConfig) -> bool:
 def build_loggers(names, root) -> list:
     """Lightning loggers by name (``trainer.loggers``), writing under ``root/logs``.
 
+    CSV and TensorBoard write each invocation into a new ``version_N`` folder, so a resumed run never
+    overwrites what the earlier invocations logged (metrics.jsonl holds the whole run in one file).
+
     Raises:
         ConfigError: a logger whose package is not installed (tensorboard, wandb), naming the package.
     """
@@ -34,12 +37,12 @@ def build_loggers(names, root) -> list:
         if name == "csv":
             from lightning.fabric.loggers import CSVLogger
 
-            loggers.append(CSVLogger(root_dir=f"{root}/logs", name="csv", version=0))
+            loggers.append(CSVLogger(root_dir=f"{root}/logs", name="csv"))
         elif name == "tensorboard":
             from lightning.fabric.loggers import TensorBoardLogger
 
             try:
-                loggers.append(TensorBoardLogger(root_dir=f"{root}/logs", name="tensorboard", version=0))
+                loggers.append(TensorBoardLogger(root_dir=f"{root}/logs", name="tensorboard"))
             except ModuleNotFoundError as err:
                 raise ConfigError(f"trainer.loggers=[tensorboard] needs the tensorboard package: {err}") from None
         elif name == "wandb":

@@ -125,11 +125,15 @@ def test_fit_runs_twice_in_one_process_and_resumes_exactly_inside_the_second_cal
         assert torch.equal(a[key], b[key]), key
 
 
-def test_metrics_reach_a_lightning_csv_logger(tmp_path):
-    cfg = load_config(None, TINY + ["method.name=simclr", "train.epochs=1", "trainer.loggers=[csv]",
-                                    f"run_dir={tmp_path}", f"data.cache_dir={tmp_path}/cache"])
-    pretrain(cfg)
-    csv = (tmp_path / "logs" / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+def test_metrics_reach_a_lightning_csv_logger_and_a_resume_keeps_what_was_logged(tmp_path):
+    settings = TINY + ["method.name=simclr", "train.epochs=2", "trainer.loggers=[csv]", f"run_dir={tmp_path}",
+                       f"data.cache_dir={tmp_path}/cache"]
+    pretrain(load_config(None, [*settings, "train.stop_after=1"]))
+    first = (tmp_path / "logs" / "csv" / "version_0" / "metrics.csv").read_text()
+    pretrain(load_config(None, settings), resume=True)
+    assert (tmp_path / "logs" / "csv" / "version_0" / "metrics.csv").read_text() == first  # not overwritten
+    assert "train/loss" in first.splitlines()[0].split(",")
+    csv = (tmp_path / "logs" / "csv" / "version_1" / "metrics.csv").read_text().splitlines()
     header = csv[0].split(",")
     assert "train/loss" in header and "eval/knn_top1" in header
     knn = [row.split(",")[header.index("eval/knn_top1")] for row in csv[1:]]
