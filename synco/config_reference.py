@@ -46,8 +46,6 @@ def _comments(cls: type) -> dict[str, str]:
 
 
 def _type_name(annotation) -> str:
-    if isinstance(annotation, str):
-        return annotation.replace("Optional[", "").replace("]", "") + (" or null" if "Optional" in annotation else "")
     origin = typing.get_origin(annotation)
     if origin is typing.Union:
         names = [_type_name(a) for a in typing.get_args(annotation) if a is not type(None)]

@@ -47,10 +47,10 @@ def load_run(target: str | Path, recipe: str | None = None, overrides: list[str]
     return state, cfg, run_dir
 
 
-def run_identity(cfg: DictConfig, state: dict, prefix: str) -> dict:
-    """What a protocol's result records about the encoder it evaluated: method, backbone, epoch."""
-    return {f"{prefix}method": cfg.method.name, f"{prefix}backbone": cfg.model.backbone,
-            f"{prefix}checkpoint_epoch": int(state["epoch"])}
+def run_identity(cfg: DictConfig, prefix: str) -> dict:
+    """What a protocol's result records about the encoder it evaluated (besides its checkpoint epoch, which
+    every protocol records already): method and backbone."""
+    return {f"{prefix}method": cfg.method.name, f"{prefix}backbone": cfg.model.backbone}
 
 
 def frozen_encoder(cfg: DictConfig, state: dict, channels: int, feature: str) -> nn.Module:

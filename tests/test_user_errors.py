@@ -82,7 +82,7 @@ def test_a_code_carrying_checkpoint_is_refused_without_suggesting_to_unlock_it(t
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(path)
     message = str(caught.value)
-    assert "not a plain weights checkpoint" in message and "may" not in message.split("refused")[1]
+    assert "not a plain weights checkpoint" in message and "could run code" in message
     assert "weights_only" not in message
 
 

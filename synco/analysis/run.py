@@ -77,8 +77,8 @@ def run_analysis(target: str | Path, recipe: str | None = None, overrides: list[
         record = log.epoch_record()
     record.update(representation_record(method.embedding_model, test, augment, cfg.eval.analysis_images, seed + 2,
                                         device))
-    record.update({"checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, state, "analysis/"), "analysis/batches": batches,
-                   "analysis/synthesized": synthesize, "analysis/seed": seed})
+    record.update({"checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, "analysis/"),
+                   "analysis/batches": batches, "analysis/synthesized": synthesize, "analysis/seed": seed})
     out_dir = run_dir / "analysis"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(to_yaml(cfg))

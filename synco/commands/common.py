@@ -27,6 +27,17 @@ def other_rank() -> bool:
     return rank() != 0
 
 
+def run_protocol(call, args, summary) -> int:
+    """Run a protocol on a finished run (``call(target, recipe, overrides, device)``) as a command: exit 2
+    after a user error, else rank 0 prints ``summary(result)`` and the exit code is 0."""
+    result = guarded(call, args.target, args.recipe, args.overrides, args.device)
+    if result is None:
+        return 2
+    if not other_rank():
+        print(summary(result))
+    return 0
+
+
 def add_run_arguments(parser, overrides_help: str) -> None:
     """The arguments every command on a finished run takes: target, overrides, --recipe, --device."""
     parser.add_argument("target", help="run directory or checkpoint file")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synco.commands.common import add_run_arguments, guarded, other_rank
+from synco.commands.common import add_run_arguments, run_protocol
 
 
 def add_parser(sub) -> None:
@@ -13,13 +13,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from synco.eval.protocols.finetune import run_finetune
 
-    r = guarded(run_finetune, args.target, args.recipe, args.overrides, args.device)
-    if r is None:
-        return 2
-    if other_rank():
-        return 0
-    print(f"fine-tuned on {100 * r['finetune/fraction']:g} % of the labels ({r['finetune/labelled_images']} images, "
-          f"{r['finetune/subset_file']}), {r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
-          f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
-          f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %")
-    return 0
+    return run_protocol(run_finetune, args, lambda r: (
+        f"fine-tuned on {100 * r['finetune/fraction']:g} % of the labels ({r['finetune/labelled_images']} images, "
+        f"{r['finetune/subset_file']}), {r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
+        f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
+        f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %"))

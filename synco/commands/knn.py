@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synco.commands.common import add_run_arguments, guarded, other_rank
+from synco.commands.common import add_run_arguments, run_protocol
 
 
 def add_parser(sub) -> None:
@@ -13,12 +13,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from synco.eval.protocols.knn import run_knn
 
-    r = guarded(run_knn, args.target, args.recipe, args.overrides, args.device)
-    if r is None:
-        return 2
-    if other_rank():
-        return 0
-    print(f"kNN (k={r['eval/knn_k']}, t={r['eval/knn_temperature']}, {r['eval/knn_feature']} features, cosine; "
-          f"bank {r['eval/bank_size']}, test {r['eval/test_size']}): top-1 {r['eval/knn_top1']:.2f} %, "
-          f"top-5 {r['eval/knn_top5']:.2f} %")
-    return 0
+    return run_protocol(run_knn, args, lambda r: (
+        f"kNN (k={r['eval/knn_k']}, t={r['eval/knn_temperature']}, {r['eval/knn_feature']} features, cosine; "
+        f"bank {r['eval/bank_size']}, test {r['eval/test_size']}): top-1 {r['eval/knn_top1']:.2f} %, "
+        f"top-5 {r['eval/knn_top5']:.2f} %"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from synco.commands.common import add_run_arguments, guarded, other_rank
+from synco.commands.common import add_run_arguments, run_protocol
 
 
 def add_parser(sub) -> None:
@@ -16,17 +16,11 @@ def run(args) -> int:
     from synco.eval.protocols.linear import BackboneChangedError, run_linear
 
     try:
-        summary = guarded(run_linear, args.target, args.recipe, args.overrides, args.device)
-    except BackboneChangedError as err:
+        return run_protocol(run_linear, args, lambda s: (
+            f"linear probe ({s['linear/epochs']} epochs, lr {s['linear/lr']}, {s['linear/feature']} features, "
+            f"augment={s['linear/augment']}) over seeds {s['linear/seeds']}:\n"
+            f"top-1 {s['linear/top1_mean']:.2f} +- {s['linear/top1_std']:.2f} %, "
+            f"top-5 {s['linear/top5_mean']:.2f} +- {s['linear/top5_std']:.2f} %"))
+    except BackboneChangedError as err:  # MoCo's sanity check: its own exit code
         print(f"synco: {err}", file=sys.stderr)
         return 4
-    if summary is None:
-        return 2
-    if other_rank():
-        return 0
-    seeds = summary["linear/seeds"]
-    print(f"linear probe ({summary['linear/epochs']} epochs, lr {summary['linear/lr']}, "
-          f"{summary['linear/feature']} features, augment={summary['linear/augment']}) over seeds {seeds}:")
-    print(f"top-1 {summary['linear/top1_mean']:.2f} +- {summary['linear/top1_std']:.2f} %, "
-          f"top-5 {summary['linear/top5_mean']:.2f} +- {summary['linear/top5_std']:.2f} %")
-    return 0

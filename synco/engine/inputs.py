@@ -125,10 +125,9 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device, ran
     local = batch_size // world
     labels = data.labels if bool((data.labels >= 0).any()) else None
 
-    def make(view_q, view_k, index):
-        index = index.to(device)
-        batch_labels = None if labels is None else labels[index.cpu()].to(device)
-        return Batch(views=(view_q, view_k), index=index, labels=batch_labels)
+    def make(view_q, view_k, index):  # index (b,) on the CPU: labels are looked up there, with no device sync
+        batch_labels = None if labels is None else labels[index].to(device, non_blocking=True)
+        return Batch(views=(view_q, view_k), index=index.to(device, non_blocking=True), labels=batch_labels)
 
     def rank_slice(step: int) -> torch.Tensor:
         start = step * batch_size + rank * local

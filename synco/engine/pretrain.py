@@ -22,7 +22,6 @@ from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, 
 from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
-from synco.engine.optim import lr_factor
 from synco.engine.rng import RunGenerators
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
@@ -30,7 +29,7 @@ from synco.methods import build_method
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NonFiniteLossError", "checkpoint_path", "lr_factor", "pretrain"]
+__all__ = ["NonFiniteLossError", "checkpoint_path", "pretrain"]
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
@@ -110,8 +109,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     if fabric.is_global_zero and (state is not None or resume):
         # A crash may have logged past the checkpoint; a run restarted from epoch 0 keeps nothing.
         truncate_metrics(metrics.path, start.epoch, start.global_step if state is not None else -1)
-    if fabric.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if fabric.is_global_zero:  # the folder exists: ensure_writable_dir made it
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
     knn = dict(mean=mean, std=std, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
@@ -141,25 +139,19 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
 
     hooks = FitHooks(evaluate=knn_record, evaluate_every=cfg.eval.every_epochs,
                      extra_checkpoint={"config": to_yaml(cfg), "method": cfg.method.name})
-    if cfg.eval.analysis_every and method.negative_analyses:
-        negative_log = NegativeLog(method.temperature, train.labels)
+    if cfg.eval.analysis_every:
+        # The per-step analyses of negatives need MoCo-style outputs; the held-out ones apply to any method.
+        negative_log = NegativeLog(method.temperature, train.labels) if method.negative_analyses else None
 
         def epoch_analyses() -> dict:
-            record = negative_log.epoch_record()
+            record = negative_log.epoch_record() if negative_log is not None else {}
             if fabric.is_global_zero:  # rank 0 alone: no collectives inside
                 record.update(representation_record(method.embedding_model, test, augment,
                                                     cfg.eval.analysis_images, seed + 5, device))
             return record
 
-        hooks.observe, hooks.observe_every = negative_log.observe_step, cfg.eval.analysis_every
-        hooks.epoch_analyses = epoch_analyses
-    elif cfg.eval.analysis_every:
-        def epoch_analyses() -> dict:
-            if not fabric.is_global_zero:
-                return {}
-            return representation_record(method.embedding_model, test, augment, cfg.eval.analysis_images,
-                                         seed + 5, device)
-
+        if negative_log is not None:
+            hooks.observe, hooks.observe_every = negative_log.observe_step, cfg.eval.analysis_every
         hooks.epoch_analyses = epoch_analyses
 
     try:

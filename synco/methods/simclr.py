@@ -38,7 +38,7 @@ class SimCLR(Method):
 
     Args:
         encoder: backbone + projection head, unit embeddings (B, D).
-        criterion: loss of ``(z1, z2, all_z1, all_z2, offset)``; NT-Xent by default.
+        criterion: loss of ``(z1, z2, all_z1, all_z2, offset)``; NT-Xent(0.5) by default.
     """
 
     def __init__(self, encoder: Encoder, criterion: NTXent | None = None) -> None:
@@ -52,15 +52,12 @@ class SimCLR(Method):
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
         """NT-Xent of this process's anchors against the global batch of both views."""
-        from synco.functional import nt_xent_loss_local
-
         view_1, view_2 = batch.views
         z1, z2 = self.encoder(view_1), self.encoder(view_2)  # (b, D) each
         all_z1 = distributed.all_gather_with_grad(z1)  # (B, D), gradient flows back to every rank
         all_z2 = distributed.all_gather_with_grad(z2)  # (B, D)
         offset = distributed.rank() * z1.shape[0]
-        loss = nt_xent_loss_local(z1, z2, all_z1, all_z2, offset, self.criterion.temperature)
-        return {"loss": loss, "z1": z1.detach(), "z2": z2.detach()}
+        return {"loss": self.criterion(z1, z2, all_z1, all_z2, offset)}
 
 
 def build_simclr(context: BuildContext) -> SimCLR:

@@ -146,7 +146,8 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
         "finetune/top5_std": top5_std, "finetune/seeds": list(ft.seeds), "finetune/fraction": ft.fraction,
         "finetune/labelled_images": len(indices), "finetune/subset_file": str(subset_path),
         "finetune/epochs": results[0]["epochs"], "finetune/lr": results[0]["lr"],
-        "finetune/checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, state, "finetune/"), "finetune/processes": fabric.world_size,
+        "finetune/checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, "finetune/"),
+        "finetune/processes": fabric.world_size,
     }
     metrics.write(summary)
     return summary

@@ -35,7 +35,8 @@ def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] 
     record = {"eval/knn_top1": result["top1"], "eval/knn_top5": result["top5"], "eval/knn_k": cfg.eval.knn_k,
               "eval/knn_temperature": cfg.eval.knn_temperature, "eval/knn_feature": cfg.eval.feature,
               "eval/knn_distance": "cosine", "eval/bank_size": len(train), "eval/test_size": len(test),
-              "checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, state, "eval/"), "eval/processes": fabric.world_size}
+              "checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, "eval/"),
+              "eval/processes": fabric.world_size}
     if fabric.is_global_zero:
         out = run_dir / "knn"
         out.mkdir(parents=True, exist_ok=True)

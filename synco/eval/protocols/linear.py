@@ -148,7 +148,7 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
         "linear/seeds": list(cfg.linear.seeds), "linear/epochs": cfg.linear.epochs, "linear/lr": lr,
         "linear/batch_size": cfg.linear.batch_size, "linear/augment": bool(cfg.linear.augment),
         "linear/feature": feature, "linear/checkpoint_epoch": int(state["epoch"]),
-        **run_identity(cfg, state, "linear/"), "linear/backbone_unchanged": True,
+        **run_identity(cfg, "linear/"), "linear/backbone_unchanged": True,
         "linear/processes": fabric.world_size,
     }
     metrics.write(summary)
