@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 
 from synco.commands.common import other_rank
@@ -34,21 +35,25 @@ def knn_table(run_dir: str) -> str:
 
 
 def resume_hint(run_dir: str, args) -> str:
-    """Where an interrupted run stands and the command that continues it."""
+    """Where an interrupted run stands and the command that continues it.
+
+    The epoch is read from the checkpoint itself (memory-mapped, so even a large one opens at once): the
+    epoch's record in metrics.jsonl is written before its checkpoint, so an interrupt between the two
+    would make the log one epoch ahead of what --resume continues from.
+    """
+    import torch
+
     from synco.engine.pretrain import checkpoint_path
 
     command = " ".join(["synco pretrain", args.config, *args.overrides, "--resume"])
-    epochs = [r["epoch"] for r in _records(run_dir) if "train/loss" in r]
-    if checkpoint_path(run_dir).exists() and epochs:
-        return (f"The checkpoint of epoch {epochs[-1]} is in {checkpoint_path(run_dir)}; continue with:\n  {command}")
-    return f"No epoch was finished, so nothing is lost; start again with:\n  {command}"
-
-
-def _records(run_dir: str) -> list[dict]:
+    path = checkpoint_path(run_dir)
     try:
-        return read_metrics(f"{run_dir}/metrics.jsonl")
-    except (OSError, ValueError):
-        return []
+        epoch = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError):
+        epoch = None  # no checkpoint yet, or unreadable: --resume then starts again, or says why
+    if epoch is not None:
+        return f"The checkpoint of epoch {epoch} is in {path}; continue with:\n  {command}"
+    return f"No epoch was finished, so nothing is lost; start again with:\n  {command}"
 
 
 def run(args) -> int:
