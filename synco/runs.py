@@ -12,7 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from synco.config import load_config
+from synco.data.loaders import normalisation
 from synco.engine.checkpoint import ARCHITECTURE_KEYS, CheckpointError, load_checkpoint, setting_differences
+from synco.engine.inputs import pretraining_images
 from synco.eval.evaluate import feature_model
 from synco.methods import build_method
 
@@ -45,6 +47,20 @@ def load_run(target: str | Path, recipe: str | None = None, overrides: list[str]
             )
     cfg = load_config(recipe, list(overrides), base_yaml=state["config"])
     return state, cfg, run_dir
+
+
+def run_normalisation(state: dict, cfg: DictConfig, labelled) -> tuple[list[float], list[float]]:
+    """The channel mean and std the run's encoder was pretrained with, which every protocol must feed it.
+
+    Pretraining normalises with the statistics of its own images (``data.subset`` of the pretraining split),
+    which differ from those of an evaluation subset (``eval.train_subset``) or of the whole labelled split,
+    and records them in the checkpoint. Checkpoints written before that recompute them from the
+    pretraining images (``labelled``: the run's labelled training split).
+    """
+    saved = state.get("normalisation")
+    if saved is not None:
+        return [float(v) for v in saved["mean"]], [float(v) for v in saved["std"]]
+    return normalisation(pretraining_images(cfg, labelled))
 
 
 def run_identity(cfg: DictConfig, prefix: str) -> dict:

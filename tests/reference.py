@@ -112,3 +112,24 @@ def nt_xent_reference(z1, z2, temperature):
         denominator = sum(math.exp(float(z[i] @ z[k]) / temperature) for k in range(2 * big_b) if k != i)
         total += -math.log(math.exp(float(z[i] @ z[j]) / temperature) / denominator)
     return total / (2 * big_b)
+
+
+def knn_reference(train_features, train_labels, test_features, test_labels, num_classes, k, temperature):
+    """Weighted kNN top-1/top-5 in percent, one test image at a time, in float64 (Wu et al. 2018; MoCo's demo).
+
+    Cosine similarity of L2-normalised features; the k most similar bank entries vote for their class
+    with weight exp(sim / t); ties between classes go to the smaller class index.
+    """
+    bank = [v.double() / math.sqrt(float((v.double() ** 2).sum())) for v in train_features]
+    top1 = top5 = 0
+    for feature, label in zip(test_features, test_labels.tolist()):
+        f = feature.double() / math.sqrt(float((feature.double() ** 2).sum()))
+        sims = sorted(((float(f @ b), int(c)) for b, c in zip(bank, train_labels.tolist())), key=lambda x: -x[0])
+        scores = [0.0] * num_classes
+        for sim, c in sims[:k]:
+            scores[c] += math.exp(sim / temperature)
+        ranked = sorted(range(num_classes), key=lambda c: (-scores[c], c))
+        top1 += ranked[0] == label
+        top5 += label in ranked[:5]
+    n = len(test_labels)
+    return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n}

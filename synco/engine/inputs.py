@@ -43,17 +43,24 @@ def load_splits(cfg: DictConfig):
             f"data.image_size={data.image_size} but {data.dataset} images are {labelled.images.shape[-1]} "
             "pixels wide; set data.image_size to match"
         )
-    pretrain_images = labelled
-    if data.dataset == "stl10":
-        pretrain_images = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
-                                       pretrain_split=data.pretrain_split or "unlabeled")
-    train = pretrain_images.head(data.subset)
+    train = pretraining_images(cfg, labelled)
     if len(train) < cfg.train.batch_size:
         raise ValueError(
             f"train.batch_size={cfg.train.batch_size} is larger than the training set ({len(train)} images)"
         )
     bank = labelled.head(cfg.eval.train_subset)  # the whole labelled training split by default
     return train, bank, test.head(cfg.eval.test_subset)
+
+
+def pretraining_images(cfg: DictConfig, labelled):
+    """The images pretraining trains on: ``data.subset`` of the labelled training split, or for STL-10 of its
+    ``data.pretrain_split`` (unlabeled by default)."""
+    data = cfg.data
+    images = labelled
+    if data.dataset == "stl10":
+        images = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
+                              pretrain_split=data.pretrain_split or "unlabeled")
+    return images.head(data.subset)
 
 
 class SampleLoader:

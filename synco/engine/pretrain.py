@@ -138,7 +138,8 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
                 "eval/knn_distance": "cosine"}
 
     hooks = FitHooks(evaluate=knn_record, evaluate_every=cfg.eval.every_epochs,
-                     extra_checkpoint={"config": to_yaml(cfg), "method": cfg.method.name})
+                     extra_checkpoint={"config": to_yaml(cfg), "method": cfg.method.name,
+                                       "normalisation": {"mean": mean, "std": std}})
     if cfg.eval.analysis_every:
         # The per-step analyses of negatives need MoCo-style outputs; the held-out ones apply to any method.
         negative_log = NegativeLog(method.temperature, train.labels) if method.negative_analyses else None

@@ -1,5 +1,7 @@
 """The negatives' statistics against hand computations and invariants, and their logging during pretraining."""
 
+import math
+
 import pytest
 import torch
 
@@ -29,15 +31,30 @@ def test_hardness_profile_is_the_sorted_softmax_of_the_negatives():
     assert (profile[:-1] >= profile[1:]).all()
 
 
-def test_strategy_masses_add_up_and_maxima_are_per_strategy():
+def test_strategy_statistics_against_a_float64_loop():
+    """Masses and maxima from explicit exponentials, at a temperature other than the default, with a masked entry."""
     g = torch.Generator().manual_seed(1)
     queue, synthetic = torch.rand(4, 20, generator=g, dtype=torch.float64), torch.rand(4, 6, generator=g, dtype=torch.float64)
+    queue[0, 3] = torch.finfo(torch.float64).min  # a masked queue row weighs nothing
     positive = torch.rand(4, generator=g, dtype=torch.float64)
     strategy = torch.tensor([1, 1, 3, 3, 3, 6])
-    stats = strategy_statistics(queue, synthetic, strategy, positive, temperature=0.2)
-    assert stats["mass/real"] + stats["mass/interpolate"] + stats["mass/mixup"] + stats["mass/adversarial"] == (
-        pytest.approx(1.0))
-    assert stats["max_synthetic_logit/mixup"] == pytest.approx(synthetic[:, 2:5].max(1).values.mean().item())
+    t = 0.35
+    stats = strategy_statistics(queue, synthetic, strategy, positive, temperature=t)
+    real, per_type = [], {1: [], 3: [], 6: []}
+    for b in range(4):
+        real_sum = sum(math.exp(float(v) / t) for v in queue[b] if v > -1e300)
+        syn = [math.exp(float(v) / t) for v in synthetic[b]]
+        negative_sum = real_sum + sum(syn)
+        real.append(real_sum / negative_sum)
+        for kind, masses in per_type.items():
+            masses.append(sum(e for e, s in zip(syn, strategy.tolist()) if s == kind) / negative_sum)
+    assert stats["mass/real"] == pytest.approx(sum(real) / 4, rel=1e-12)
+    for kind, name in ((1, "interpolate"), (3, "mixup"), (6, "adversarial")):
+        assert stats[f"mass/{name}"] == pytest.approx(sum(per_type[kind]) / 4, rel=1e-12)
+        columns = [i for i, s in enumerate(strategy.tolist()) if s == kind]
+        expected_max = sum(max(float(synthetic[b, i]) for i in columns) for b in range(4)) / 4
+        assert stats[f"max_synthetic_logit/{name}"] == pytest.approx(expected_max, rel=1e-12)
+    assert stats["max_real_logit"] == pytest.approx(sum(float(queue[b].max()) for b in range(4)) / 4, rel=1e-12)
     assert "mass/noise" not in stats  # strategies that are off are not reported
 
 
@@ -141,3 +158,62 @@ def test_synco_analyze_recomputes_the_analyses_on_a_checkpoint(tmp_path):
     assert moco["analysis/proxy_acc"] == moco["analysis/proxy_acc_real"]
     with pytest.raises(ValueError, match="batches must be at least 1"):
         run_analysis(tmp_path / "moco", batches=0)
+
+
+def test_negative_log_ignores_the_queues_random_initial_rows():
+    """While the queue still holds its random start (image index -1) those rows have no class: they count
+    neither as false negatives nor as true ones. Looking up label[-1] (the last image's) would count them."""
+    from synco.analysis.log import NegativeLog
+    from synco.negatives.module import SyntheticSources
+
+    labels = torch.tensor([0, 1, 2, 1, 0, 2, 1])  # 7 images; the last one is of class 1
+    log = NegativeLog(temperature=0.2, labels=labels, top=4)
+    queue_image_index = torch.tensor([3, -1, 5, -1, 0, 6])  # rows 1 and 3 still random
+    index = torch.tensor([1, 4])  # query classes 1 and 0
+    hardest = torch.tensor([[0, 1, 3, 2], [4, 3, 5, 1]])
+    sources = SyntheticSources(
+        hardest=hardest, index=torch.tensor([[[1, -1], [0, 3]], [[4, -1], [3, 5]]]), strategy=torch.tensor([1, 3]))
+    g = torch.Generator().manual_seed(0)
+    out = {"positive": torch.rand(2, generator=g, dtype=torch.float64),
+           "queue_logits": torch.rand(2, 6, generator=g, dtype=torch.float64),
+           "synthetic_logits": torch.rand(2, 2, generator=g, dtype=torch.float64), "sources": sources}
+    log.observe(out, index, queue_image_index)
+    record = log.epoch_record()
+    # Query 0 (class 1): hardest rows 0 (image 3, class 1: hit), 2 (image 5, class 2); rows 1, 3 unknown.
+    # Query 1 (class 0): rows 4 (image 0, class 0: hit), 5 (image 6, class 1); rows 3, 1 unknown.
+    assert record["analysis/fn_rate_hard"] == pytest.approx(2 / 4)
+    # Sources with a known class: query 0 -> row 0 (class 1: hit); query 1 -> row 4 (class 0: hit), row 5 (image 6, class 1).
+    assert record["analysis/fn_rate_sources"] == pytest.approx(2 / 3)
+    assert record["analysis/observed_steps"] == 1 and log.epoch_record() == {}  # reset after the record
+
+
+def test_effective_rank_of_a_hand_made_matrix():
+    """Centred rows (+-3, 0), (0, +-1) have singular values sqrt(18), sqrt(2): p = (3/4, 1/4)."""
+    from synco.analysis.representation import effective_rank
+
+    x = torch.tensor([[3.0, 0], [-3, 0], [0, 1], [0, -1]], dtype=torch.float64)
+    expected = math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))  # 1.7548
+    assert effective_rank(x) == pytest.approx(expected, rel=1e-12)
+    assert effective_rank(x + torch.tensor([5.0, -2.0], dtype=torch.float64)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_class_distance_ratios_against_a_float64_loop():
+    """Unsorted labels, unequal classes, rows not of unit norm (the function normalises them)."""
+    from synco.analysis.representation import class_distance_ratios
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(17, 4, generator=g, dtype=torch.float64) * torch.rand(17, 1, generator=g, dtype=torch.float64).add(0.5)
+    labels = torch.tensor([2, 0, 1, 2, 2, 0, 1, 1, 1, 0, 2, 1, 0, 2, 1, 1, 0])
+    unit = [v / math.sqrt(float(v @ v)) for v in x]
+
+    def distance(i, j):
+        return math.sqrt(float(((unit[i] - unit[j]) ** 2).sum()))
+
+    expected = []
+    for c in (0, 1, 2):
+        inside = [i for i in range(17) if labels[i] == c]
+        outside = [i for i in range(17) if labels[i] != c]
+        intra = sum(distance(i, j) for i in inside for j in inside if i != j) / (len(inside) * (len(inside) - 1))
+        inter = sum(distance(i, j) for i in inside for j in outside) / (len(inside) * len(outside))
+        expected.append(inter / intra)
+    assert class_distance_ratios(x, labels) == pytest.approx(expected, rel=1e-10)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_runs import assert_knn_recomputed
 
 from synco.config import ConfigError, load_config
 from synco.data.datasets import DatasetNotFoundError, load_dataset
@@ -138,6 +139,7 @@ def test_pretrain_on_a_streamed_folder_with_workers(tmp_path, augment_on):
         "train.progress=false", "eval.knn_k=5", "eval.baselines=true", f"run_dir={tmp_path / 'run'}",
     ])
     record = pretrain(cfg)
-    assert record["finished"] and 0 <= record["eval/knn_top1"] <= 100
+    assert record["finished"]
+    assert_knn_recomputed(record, tmp_path / "run", test_size=16)
     merged = {k: v for r in read_metrics(tmp_path / "run" / "metrics.jsonl") for k, v in r.items()}
     assert "eval/knn_top1_untrained" in merged and "eval/knn_top1_raw_pixels" not in merged

@@ -76,14 +76,16 @@ def test_synco_linear_on_a_tiny_run_reports_each_seed_and_their_mean(tmp_path):
 
 @pytest.mark.slow
 def test_synco_knn_reproduces_the_runs_own_final_knn(tmp_path):
-    from tiny_runs import tiny
+    from tiny_runs import assert_knn_recomputed, tiny
 
     from synco.engine.pretrain import pretrain
     from synco.eval.protocols.knn import run_knn
 
-    record = pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
+    # A bank smaller than the pretraining images: both must still normalise with the pretraining statistics.
+    record = pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false", "eval.train_subset=96"))
     again = run_knn(tmp_path / "run")
     assert again["eval/knn_top1"] == record["eval/knn_top1"] and again["eval/knn_top5"] == record["eval/knn_top5"]
+    assert_knn_recomputed(again, tmp_path / "run", test_size=128)  # and both equal an independent computation
     other = run_knn(tmp_path / "run", overrides=["eval.knn_k=5", "eval.feature=embedding"])
     assert other["eval/knn_k"] == 5 and other["eval/knn_feature"] == "embedding"
     assert len(read_metrics(tmp_path / "run" / "knn" / "metrics.jsonl")) == 2

@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 
 from synco.config import to_yaml
 from synco.data.datasets import resolve_cache_dir
-from synco.data.loaders import LabelledDataset, normalisation
+from synco.data.loaders import LabelledDataset
 from synco.data.subsets import balanced_subset, read_subset, sample_names, write_subset
 from synco.engine.inputs import load_labelled_splits
 from synco.engine.launch import per_process_batch, protocol_fabric
@@ -34,7 +34,7 @@ from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import sharded_features, sync_batchnorm_statistics
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy
-from synco.runs import frozen_encoder, load_run, run_identity
+from synco.runs import frozen_encoder, load_run, run_identity, run_normalisation
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
     train, test = load_labelled_splits(cfg)
     test = test.head(cfg.eval.test_subset)
     indices, subset_path = labelled_subset(cfg, train, write=fabric.is_global_zero)
-    mean, std = normalisation(train)
+    mean, std = run_normalisation(state, cfg, train)  # what the encoder was pretrained with
     encoder = frozen_encoder(cfg, state, train.channels, "backbone")
     if fabric.is_global_zero:
         out_dir.mkdir(parents=True, exist_ok=True)

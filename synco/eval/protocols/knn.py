@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from synco.config import to_yaml
-from synco.data.loaders import normalisation
 from synco.engine.inputs import load_labelled_splits
 from synco.engine.launch import protocol_fabric
 from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import knn_evaluate
-from synco.runs import frozen_encoder, load_run, run_identity
+from synco.runs import frozen_encoder, load_run, run_identity, run_normalisation
 
 
 def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] = (), device: str | None = None) -> dict:
@@ -27,8 +26,8 @@ def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] 
     device = fabric.device
     data = cfg.data
     train, test = load_labelled_splits(cfg)
+    mean, std = run_normalisation(state, cfg, train)  # before the subset: the pretraining images'
     train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)
-    mean, std = normalisation(train)
     model = frozen_encoder(cfg, state, train.channels, cfg.eval.feature).to(device)
     result = knn_evaluate(model, train, test, mean, std, cfg.eval.knn_k, cfg.eval.knn_temperature,
                           cfg.eval.batch_size, device, data.image_size, data.num_workers)

@@ -25,14 +25,14 @@ from torch import nn
 from torchvision.transforms import v2
 
 from synco.config import to_yaml
-from synco.data.loaders import LabelledDataset, normalisation
+from synco.data.loaders import LabelledDataset
 from synco.engine.inputs import load_labelled_splits
 from synco.engine.launch import per_process_batch, protocol_fabric
 from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import sharded_features
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy, train_linear_on_features
-from synco.runs import frozen_encoder, load_run, run_identity
+from synco.runs import frozen_encoder, load_run, run_identity, run_normalisation
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
         per_process_batch(cfg.linear.batch_size, fabric.world_size, "linear.batch_size")
     device = fabric.device
     train, test = load_labelled_splits(cfg)
+    mean, std = run_normalisation(state, cfg, train)  # before the subset: the pretraining images'
     train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)  # all by default
-    mean, std = normalisation(train)
     feature = cfg.linear.feature or cfg.eval.feature
     model = frozen_encoder(cfg, state, train.channels, feature).to(device)
     before = _state_snapshot(model)
