@@ -14,8 +14,8 @@ def test_run_normalisation_is_the_pretraining_images_and_older_checkpoints_recom
     pixels = labelled.images[:100].double() / 255  # the pretraining images, not the 40 of the bank
     expected_mean, expected_std = pixels.mean(dim=(0, 2, 3)).tolist(), pixels.std(dim=(0, 2, 3)).tolist()
     mean, std = run_normalisation({}, cfg, labelled)  # a checkpoint without the recorded statistics
-    torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), torch.tensor(expected_mean), atol=1e-6, rtol=0)
-    torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), torch.tensor(expected_std), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), torch.tensor(expected_mean, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), torch.tensor(expected_std, dtype=torch.float64), atol=1e-6, rtol=0)
     assert channel_stats(labelled.images[:40]) != (mean, std)
     recorded = {"normalisation": {"mean": [0.25], "std": [0.5]}}
     assert run_normalisation(recorded, cfg, labelled) == ([0.25], [0.5])
