@@ -170,9 +170,9 @@ def test_negative_log_ignores_the_queues_random_initial_rows():
     log = NegativeLog(temperature=0.2, labels=labels, top=4)
     queue_image_index = torch.tensor([3, -1, 5, -1, 0, 6])  # rows 1 and 3 still random
     index = torch.tensor([1, 4])  # query classes 1 and 0
-    hardest = torch.tensor([[0, 1, 3, 2], [4, 3, 5, 1]])
+    hardest = torch.tensor([[0, 1, 3, 2], [4, 5, 2, 0]])
     sources = SyntheticSources(
-        hardest=hardest, index=torch.tensor([[[1, -1], [0, 3]], [[4, -1], [3, 5]]]), strategy=torch.tensor([1, 3]))
+        hardest=hardest, index=torch.tensor([[[1, -1], [0, 3]], [[4, -1], [5, 0]]]), strategy=torch.tensor([1, 3]))
     g = torch.Generator().manual_seed(0)
     out = {"positive": torch.rand(2, generator=g, dtype=torch.float64),
            "queue_logits": torch.rand(2, 6, generator=g, dtype=torch.float64),
@@ -180,10 +180,10 @@ def test_negative_log_ignores_the_queues_random_initial_rows():
     log.observe(out, index, queue_image_index)
     record = log.epoch_record()
     # Query 0 (class 1): hardest rows 0 (image 3, class 1: hit), 2 (image 5, class 2); rows 1, 3 unknown.
-    # Query 1 (class 0): rows 4 (image 0, class 0: hit), 5 (image 6, class 1); rows 3, 1 unknown.
-    assert record["analysis/fn_rate_hard"] == pytest.approx(2 / 4)
-    # Sources with a known class: query 0 -> row 0 (class 1: hit); query 1 -> row 4 (class 0: hit), row 5 (image 6, class 1).
-    assert record["analysis/fn_rate_sources"] == pytest.approx(2 / 3)
+    # Query 1 (class 0): rows 4 (image 0, class 0: hit), 5 (image 6, class 1), 2 (class 2), 0 (class 1).
+    assert record["analysis/fn_rate_hard"] == pytest.approx(2 / 6)  # label[-1] would make it 4 / 8
+    # Sources with a known class: query 0 -> row 0 (hit); query 1 -> rows 4 (hit), 5 and 0 (class 1).
+    assert record["analysis/fn_rate_sources"] == pytest.approx(2 / 4)  # label[-1]: 4 / 6
     assert record["analysis/observed_steps"] == 1 and log.epoch_record() == {}  # reset after the record
 
 

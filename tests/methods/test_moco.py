@@ -63,11 +63,60 @@ def test_synco_during_warmup_equals_moco_v2():
     assert_same_state(moco, synco)
 
 
-def test_synco_adds_synthetic_logits_and_changes_loss():
-    moco, synco = method("moco_v2"), method("synco")
-    a, b = run_steps(moco, 1)[0], run_steps(synco, 1)[0]
-    assert b["synthetic_logits"].shape == (8, 256 + 256 + 256 + 64 * 3)
-    assert b["loss"] > a["loss"]  # extra (hard) negatives only add to the denominator
+def test_synco_step_equals_info_nce_over_queue_and_its_synthetic_negatives():
+    """A whole ``pair_step`` (encoders, key shuffle, synthesis) against the float64 loop on its own outputs."""
+    synco = method("synco")
+    keys = synco.queue.keys.clone()
+    out = synco.pair_step(images(0), images(1), torch.arange(8), True, torch.Generator().manual_seed(4),
+                          torch.Generator().manual_seed(9))
+    assert out["synthetic_logits"].shape == (8, 256 + 256 + 256 + 64 * 3)
+    query, key = out["query"].detach().double(), out["key"].double()
+    # The draws are made in the query's dtype (float32 here), so the sample is drawn from the float32 query.
+    sample = synco.negatives.sample(out["query"].detach(), keys, generator=torch.Generator().manual_seed(4))
+    negatives = [list(keys.double()) + list(sample.vectors[b].double()) for b in range(8)]
+    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-5)
+
+
+def test_same_image_masking_with_synthesis_never_uses_own_keys_as_sources():
+    """The queue holds older keys of this batch's images, made the hardest negatives there are: masked out of
+    the loss, and never selected as hardest or used as a synthetic negative's source."""
+    synco = method("synco", ["method.mask_same_image=true", "method.negatives.num_hard=8"])
+    with torch.no_grad():
+        query, key = synco.encoder_q(images(0)).double(), synco.encoder_k(images(1)).double()
+    synco.queue.keys = synco.queue.keys.double()
+    index = torch.arange(8) + 100
+    synco.queue.enqueue(query[[1, 0, 3, 2, 5, 4]], index[[1, 0, 3, 2, 5, 4]])  # rows 0-5: own image of queries
+    synco.queue.enqueue(query[:6] * 0.9 + 0.1 * key[:6], index[:6])  # rows 6-11: a second key of images 0-5
+    own = synco.queue.same_image_mask(index)  # (8, 64)
+    assert own.sum().item() == 12
+    out = synco.loss(query, key, index, True, torch.Generator().manual_seed(5), return_sources=True)
+    rows = torch.cat([out["sources"].hardest, out["sources"].index.flatten(1)], dim=1)  # (8, N + 2S)
+    for b in range(8):
+        used = {r for r in rows[b].tolist() if r >= 0}
+        assert not used & set(own[b].nonzero().flatten().tolist()), b
+    sample = synco.negatives.sample(query, synco.queue.keys, generator=torch.Generator().manual_seed(5), exclude=own)
+    negatives = [[synco.queue.keys[k] for k in range(64) if not own[b, k]] + list(sample.vectors[b]) for b in range(8)]
+    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+
+
+def test_mochi_recipe_maps_s_and_s_prime_to_mixup_and_query_mixes():
+    """configs/pretrain/cifar10/mochi.yaml has s = 256 negative-negative mixes and s' = 64 query mixes."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "configs/pretrain/cifar10/mochi.yaml"
+    cfg = load_config(str(recipe), ["method.queue_size=512"])
+    m = build_method(cfg, in_channels=3, num_train_images=1000, seed=0)
+    assert m.negatives.counts == (64, 0, 256, 0, 0, 0) and m.negatives.num_hard == 256
+    assert m.negatives.alpha_max == 0.5  # MoCHI's query weight below 0.5
+
+
+def test_step_sizes_reach_the_generator_unswapped():
+    synco = method("synco", ["method.negatives.sigma=0.03", "method.negatives.delta=0.2", "method.negatives.eta=0.07",
+                             "method.negatives.alpha_max=0.4", "method.negatives.beta_max=1.3",
+                             "method.negatives.extrapolation=reference"])
+    gen = synco.negatives
+    assert (gen.sigma, gen.delta, gen.eta, gen.alpha_max, gen.beta_max) == (0.03, 0.2, 0.07, 0.4, 1.3)
+    assert gen.extrapolation == "reference"
 
 
 def test_loss_equals_reference_with_the_methods_own_negatives():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from reference import synthetic_reference
 
-from synco.negatives import SyntheticNegatives
+from synco.negatives import SyntheticNegatives, select_hardest
 
 NAMES = ["num_interpolate", "num_extrapolate", "num_mixup", "num_noise", "num_perturb", "num_adversarial"]
 STEPS = dict(sigma=0.05, delta=0.2, eta=0.05)
@@ -115,21 +115,35 @@ def test_precomputed_queue_logits_give_the_same_result(unit_rows):
     torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)
 
 
-def test_bfloat16_close_to_float32(unit_rows):
-    query32 = unit_rows(8, 32, seed=19, dtype=torch.float32)
-    queue = unit_rows(256, 32, seed=20, dtype=torch.float32)
-    counts = (4, 4, 4, 4, 4, 4)
-    gen = make(16, counts, "dots")
-    query = query32.to(torch.bfloat16).requires_grad_(True)
-    fast = gen.logits(query, queue.to(torch.bfloat16), generator=torch.Generator().manual_seed(0))
+def test_bfloat16_against_the_float64_reference_of_the_same_draws(unit_rows):
+    """Steps (0.3) far above bf16's rounding (about 4e-3 on a logit of size 1), so a wrong sign, a swapped
+    step or a missing term fails the tolerance; the draws are made in bf16 and replayed by the reference."""
+    query = unit_rows(8, 32, seed=19, dtype=torch.float32).to(torch.bfloat16).requires_grad_(True)
+    queue = unit_rows(256, 32, seed=20, dtype=torch.float32).to(torch.bfloat16)
+    counts, steps = (4, 4, 4, 4, 4, 4), dict(sigma=0.3, delta=0.3, eta=0.2)
+    # bf16 logits tie often, and ties may select differently: both sides get the same hardest rows.
+    hard = select_hardest(query.detach().double() @ queue.double().T, 16)
+    fast = make(16, counts, "dots", **steps).logits(query, queue, generator=torch.Generator().manual_seed(0), hardest=hard)
     assert fast.dtype == torch.bfloat16
     fast.float().sum().backward()
     assert query.grad.dtype == torch.bfloat16 and torch.isfinite(query.grad.float()).all()
-    # The same negatives (same draws, which are made in the query's dtype) built as bf16 vectors.
-    slow = make(16, counts, "vectors").logits(
-        query.detach(), queue.to(torch.bfloat16), generator=torch.Generator().manual_seed(0)
-    )
-    torch.testing.assert_close(fast.float(), slow.float(), rtol=0, atol=2e-2)
+    ref_v, *_ = synthetic_reference(query.detach(), queue, counts, 16, torch.Generator().manual_seed(0), **steps,
+                                    hard=hard.tolist())
+    expected = torch.einsum("bd,bsd->bs", query.detach().double(), ref_v)
+    torch.testing.assert_close(fast.double(), expected, rtol=0, atol=8e-3)
+
+
+@pytest.mark.parametrize("counts", [(0, 0, 9, 0, 0, 0), (0, 0, 0, 9, 0, 0), (0, 0, 0, 0, 0, 9)])
+def test_row_dots_beyond_their_first_chunk(unit_rows, counts):
+    """B = 64, 9 negatives, D = 512: 2^18 / (9 x 512) = 56 queries a chunk, so the gathered dot products
+    (mixup's n_i.n_j, noise's n.e, the sign step's n.sign(q)) run in two chunks, the second one partial."""
+    query, queue = unit_rows(64, 512, seed=23), unit_rows(96, 512, seed=24)
+    steps = dict(sigma=0.3, delta=0.3, eta=0.2)
+    (lv, gv), (ld, gd) = both_paths(query, queue, 12, counts, seed=2, **steps)
+    torch.testing.assert_close(ld, lv, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gd, gv, rtol=1e-12, atol=1e-12)
+    ref_v, *_ = synthetic_reference(query, queue, counts, 12, torch.Generator().manual_seed(2), **steps)
+    torch.testing.assert_close(ld, torch.einsum("bd,bsd->bs", query, ref_v), rtol=1e-12, atol=1e-12)
 
 
 def test_precomputed_hardest_rows_skip_selection(unit_rows):

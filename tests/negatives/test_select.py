@@ -58,3 +58,24 @@ def test_ties_select_the_right_values(unit_rows, path):
 
 def test_threshold_path_is_the_default_at_the_papers_ratio():
     assert select._MIN_QUEUE_PER_HARD <= 65536 // 1024
+
+
+@pytest.mark.parametrize("extra", [15, 16, 17, 464, 465])
+def test_candidate_counts_at_the_fallback_boundaries(extra):
+    """K = 64 N exactly (the smallest queue that takes the threshold path, unpatched), N = 64: stride 2 and
+    the threshold is the 48th largest even-position logit. Each row has those 48 evens on top plus ``extra``
+    odd positions above the threshold: 48 + 16 = N candidates is the last count kept, N - 1 falls back to
+    topk; 48 + 464 = 8 N the widest candidate matrix kept, 8 N + 1 falls back too."""
+    num_hard, size = 64, 64 * 64
+    g = torch.Generator().manual_seed(extra)
+    logits = torch.rand(3, size, generator=g, dtype=torch.float64)  # all below 1
+    for b in range(3):
+        evens = torch.randperm(size // 2, generator=g)[:48] * 2
+        odds = torch.randperm(size // 2, generator=g)[:extra] * 2 + 1
+        logits[b, evens] = 2 + torch.rand(48, generator=g, dtype=torch.float64)  # threshold: their minimum >= 2
+        # above it, growing with the column: the last candidates of a row are its hardest, so a candidate
+        # lost to the overflow slot (the last ones pile up there) would be missed
+        logits[b, odds] = 3 + odds.double() / size
+    rows = select_hardest(logits, num_hard)
+    expected = [sorted(range(size), key=lambda k, b=b: -float(logits[b, k]))[:num_hard] for b in range(3)]
+    assert rows.tolist() == expected
