@@ -133,3 +133,107 @@ def knn_reference(train_features, train_labels, test_features, test_labels, num_
         top5 += label in ranked[:5]
     n = len(test_labels)
     return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n}
+
+
+def _dot(a, b):
+    return float((a.double() * b.double()).sum())
+
+
+def supcon_reference(features, labels=None, mask=None, temperature=0.07, base_temperature=0.07, mode="all"):
+    """SupCon L_out (Khosla et al. 2020, Eq. 2) one anchor at a time; features (B, V, D), view-major order.
+
+    Anchors without positives contribute 0 and count in the mean (the authors' code); mask weighs positives.
+    """
+    batch, views, _ = features.shape
+    items = [(v, b) for v in range(views) for b in range(batch)]  # view-major, as torch.cat(torch.unbind(f, 1))
+
+    def weight(i_img, j_img):
+        if mask is not None:
+            return float(mask[i_img, j_img])
+        if labels is None:
+            return 1.0 if i_img == j_img else 0.0
+        return 1.0 if int(labels[i_img]) == int(labels[j_img]) else 0.0
+
+    anchors = items if mode == "all" else items[:batch]
+    total = 0.0
+    for i, (vi, bi) in enumerate(anchors):
+        zi = features[bi, vi]
+        others = [(j, vj, bj) for j, (vj, bj) in enumerate(items) if j != i]
+        denominator = sum(math.exp(_dot(zi, features[bj, vj]) / temperature) for _, vj, bj in others)
+        weights = [(weight(bi, bj), vj, bj) for _, vj, bj in others]
+        count = sum(w for w, _, _ in weights)
+        if count < 1e-6:
+            count = 1.0
+        acc = sum(w * (_dot(zi, features[bj, vj]) / temperature - math.log(denominator)) for w, vj, bj in weights)
+        total += -(temperature / base_temperature) * acc / count
+    return total / len(anchors)
+
+
+def hcl_reference(z1, z2, temperature=0.5, beta=1.0, tau_plus=0.1, clamp=True):
+    """HCL's hard estimator (Robinson et al. 2021, the authors' criterion) with explicit sums, in float64."""
+    z = list(z1) + list(z2)
+    n2 = len(z)
+    big_b = n2 // 2
+    count = n2 - 2
+    total = 0.0
+    for i in range(n2):
+        j_pos = (i + big_b) % n2
+        pos = math.exp(_dot(z[i], z[j_pos]) / temperature)
+        negs = [math.exp(_dot(z[i], z[j]) / temperature) for j in range(n2) if j not in (i, j_pos)]
+        imp = [e ** beta for e in negs]
+        reweight = sum(w * e for w, e in zip(imp, negs)) / (sum(imp) / count)
+        ng = (-tau_plus * count * pos + reweight) / (1 - tau_plus)
+        if clamp:
+            ng = max(ng, count * math.exp(-1 / temperature))
+        if ng <= 0:
+            return float("nan")
+        total += -math.log(pos / (pos + ng))
+    return total / n2
+
+
+def hscl_reference(z1, z2, labels, temperature=0.5, beta=1.0, threshold=None):
+    """H-SCL (Jiang et al. 2022, the authors' nce_supervised_hard) over every (anchor, positive) pair, float64.
+
+    threshold: H-SCL(tau), the plain mean over other-class rows with exp(s) >= tau; an empty set falls back
+    to all other-class rows.
+    """
+    z = list(z1) + list(z2)
+    y = [int(v) for v in labels] * 2
+    n2 = len(z)
+    m = n2 - 2
+    losses = []
+    for i in range(n2):
+        e = [math.exp(_dot(z[i], z[j]) / temperature) for j in range(n2)]
+        negatives = [j for j in range(n2) if y[j] != y[i]]
+        if threshold is not None:
+            hard = [j for j in negatives if e[j] >= threshold] or negatives
+            nbar = sum(e[j] for j in hard) / len(hard) if hard else 0.0
+        else:
+            w = [e[j] ** beta for j in negatives]
+            nbar = sum(wj * e[j] for wj, j in zip(w, negatives)) / sum(w) if negatives else 0.0
+        for p in range(n2):
+            if p != i and y[p] == y[i]:
+                losses.append(-math.log(e[p] / (e[p] + m * nbar)))
+    return sum(losses) / len(losses)
+
+
+def schane_reference(z, labels, temperature=0.1, weighting="anchor"):
+    """SCHaNe's contrastive term as reconstructed in synco/functional/schane.py, one pair at a time, float64."""
+    n = len(z)
+    y = [int(v) for v in labels]
+    per_anchor = []
+    for i in range(n):
+        positives = [p for p in range(n) if p != i and y[p] == y[i]]
+        if not positives:
+            continue
+        negatives = [k for k in range(n) if y[k] != y[i]]
+        losses = []
+        for p in positives:
+            source = i if weighting == "anchor" else p
+            soft = [math.exp(_dot(z[source], z[k]) / temperature) for k in negatives]
+            weights = [len(negatives) * s / sum(soft) for s in soft] if negatives else []
+            neg = sum(w * math.exp(_dot(z[i], z[k]) / temperature) for w, k in zip(weights, negatives))
+            pos = math.exp(_dot(z[i], z[p]) / temperature)
+            losses.append(-math.log(pos / (pos + neg)))
+        per_anchor.append(sum(losses) / len(losses))
+    return sum(per_anchor) / len(per_anchor) if per_anchor else 0.0

@@ -1,6 +1,11 @@
-"""Pure tensor maths: no state, no configuration."""
+"""Pure tensor maths: no state, no configuration. Every loss here is tested against a float64 loop."""
 
+from synco.functional.hcl import hcl_loss
+from synco.functional.hscl import hscl_loss
 from synco.functional.info_nce import info_nce_logits, info_nce_loss
 from synco.functional.nt_xent import nt_xent_loss, nt_xent_loss_local
+from synco.functional.schane import schane_loss
+from synco.functional.supcon import supcon_loss
 
-__all__ = ["info_nce_logits", "info_nce_loss", "nt_xent_loss", "nt_xent_loss_local"]
+__all__ = ["hcl_loss", "hscl_loss", "info_nce_logits", "info_nce_loss", "nt_xent_loss", "nt_xent_loss_local",
+           "schane_loss", "supcon_loss"]
