@@ -30,7 +30,7 @@ def worker_main(out_path: str, build, optimizer_for, batches, context_for) -> No
     """Each rank trains on its slice of every global batch through the library's ``train_step``.
 
     Args:
-        batches: iterable of global (view_1, view_2, index) batches.
+        batches: iterable of global (view_1, view_2, index) or (view_1, view_2, index, labels) batches.
         context_for: ``context_for(step, rank) -> StepContext``.
     """
     from lightning.fabric import Fabric
@@ -47,10 +47,10 @@ def worker_main(out_path: str, build, optimizer_for, batches, context_for) -> No
     model.mark_forward_method("training_step")
     rank = fabric.global_rank
     losses = []
-    for step, (view_1, view_2, index) in enumerate(batches()):
+    for step, (view_1, view_2, index, *labels) in enumerate(batches()):
         local = view_1.shape[0] // WORLD
         mine = slice(rank * local, (rank + 1) * local)
-        batch = Batch(views=(view_1[mine], view_2[mine]), index=index[mine])
+        batch = Batch(views=(view_1[mine], view_2[mine]), index=index[mine], labels=labels[0][mine] if labels else None)
         loss = train_step(fabric, model, method, optimizer, batch, context_for(step, rank))
         losses.append(distributed.all_gather_cat(loss.view(1)))  # (W,) this step's loss of each rank
     if fabric.is_global_zero:

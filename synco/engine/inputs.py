@@ -63,6 +63,26 @@ def pretraining_images(cfg: DictConfig, labelled):
     return images.head(data.subset)
 
 
+def check_training_labels(data, method_name: str) -> None:
+    """A supervised method's pretraining images must each carry a label in [0, number of classes).
+
+    Raises:
+        ValueError: naming the method and how many images lack a label or have one out of range.
+    """
+    labels = data.labels
+    missing = int((labels < 0).sum())
+    if missing:
+        raise ValueError(
+            f"method.name={method_name} needs labels, and {missing} of the {len(labels)} pretraining images have "
+            "none (an unlabelled split such as STL-10's data.pretrain_split=unlabeled cannot train it)"
+        )
+    outside = int((labels >= len(data.classes)).sum())
+    if outside:
+        raise ValueError(
+            f"{outside} pretraining labels lie outside the {len(data.classes)} classes [0, {len(data.classes) - 1}]"
+        )
+
+
 class SampleLoader:
     """Per-image augmentation in DataLoader workers (``data.augment_on=sample``), one loader per run.
 

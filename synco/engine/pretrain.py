@@ -19,7 +19,7 @@ from synco.data.loaders import normalisation
 from synco.engine.checkpoint import load_checkpoint
 from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, Trainee, fit
-from synco.engine.inputs import augmentation, load_splits, views_iterator
+from synco.engine.inputs import augmentation, check_training_labels, load_splits, views_iterator
 from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rng import RunGenerators
@@ -96,6 +96,8 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     mean, std = normalisation(train)
 
     method = build_method(cfg, train.channels, len(train), seed)
+    if method.needs_labels:
+        check_training_labels(train, cfg.method.name)
     if cfg.model.sync_batchnorm and world > 1:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     generators = RunGenerators(seed, device)

@@ -9,7 +9,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synco.functional import info_nce_loss, nt_xent_loss, nt_xent_loss_local
+from synco.functional import (
+    hcl_loss,
+    hscl_loss,
+    info_nce_loss,
+    nt_xent_loss,
+    nt_xent_loss_local,
+    schane_loss,
+    supcon_loss,
+)
 from synco.registry import LOSSES
 
 
@@ -50,4 +58,55 @@ class NTXent(TemperatureLoss):
         return nt_xent_loss_local(z1, z2, all_z1, all_z2, offset, self.temperature)
 
 
-__all__ = ["InfoNCE", "NTXent", "TemperatureLoss"]
+@LOSSES.register("hcl")
+class HCL(TemperatureLoss):
+    """H-UCL over the global batch's two views: :func:`synco.functional.hcl_loss` (labels ignored)."""
+
+    def __init__(self, temperature: float = 0.5, beta: float = 1.0, tau_plus: float = 0.1, clamp: bool = True,
+                 detach_weights: bool = False) -> None:
+        super().__init__(temperature)
+        self.beta, self.tau_plus, self.clamp, self.detach_weights = beta, tau_plus, clamp, detach_weights
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return hcl_loss(z1, z2, self.temperature, self.beta, self.tau_plus, self.clamp, self.detach_weights)
+
+
+@LOSSES.register("supcon")
+class SupCon(TemperatureLoss):
+    """SupCon L_out of two views: :func:`synco.functional.supcon_loss` on ``stack([z1, z2], 1)``."""
+
+    def __init__(self, temperature: float = 0.07, base_temperature: float = 0.07, contrast_mode: str = "all") -> None:
+        super().__init__(temperature)
+        self.base_temperature, self.contrast_mode = base_temperature, contrast_mode
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return supcon_loss(torch.stack([z1, z2], dim=1), labels, None, self.temperature, self.base_temperature,
+                           self.contrast_mode)
+
+
+@LOSSES.register("hscl")
+class HSCL(TemperatureLoss):
+    """H-SCL(beta) or H-SCL(tau) of two views: :func:`synco.functional.hscl_loss`; beta = 0 is SCL."""
+
+    def __init__(self, temperature: float = 0.5, beta: float = 1.0, threshold: float | None = None,
+                 detach_weights: bool = False) -> None:
+        super().__init__(temperature)
+        self.beta, self.threshold, self.detach_weights = beta, threshold, detach_weights
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return hscl_loss(z1, z2, labels, self.temperature, self.beta, self.threshold, self.detach_weights)
+
+
+@LOSSES.register("schane")
+class SCHaNe(TemperatureLoss):
+    """SCHaNe's contrastive term of one batch of embeddings: :func:`synco.functional.schane_loss`."""
+
+    def __init__(self, temperature: float = 0.1, weighting: str = "anchor", detach_weights: bool = False) -> None:
+        super().__init__(temperature)
+        self.weighting, self.detach_weights = weighting, detach_weights
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return schane_loss(z, labels, self.temperature, self.weighting, self.detach_weights)
+
+
+__all__ = ["HCL", "HSCL", "InfoNCE", "NTXent", "SCHaNe", "SupCon", "TemperatureLoss"]

@@ -55,9 +55,12 @@ class Method(nn.Module):
     Class attributes:
         negative_analyses: the step's output carries ``queue_logits``, ``synthetic_logits``,
             ``positive`` and ``sources`` (MoCo-style), so the per-step analyses of negatives apply.
+        needs_labels: the loss is supervised; the loop refuses data whose images lack labels before it
+            trains (an instance may set it from its configuration).
     """
 
     negative_analyses: bool = False
+    needs_labels: bool = False
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
         """Loss of this process's share of ``batch``: a dict with at least ``loss`` (scalar, with gradient)."""

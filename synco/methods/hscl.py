@@ -1,0 +1,73 @@
+"""SCL and H-SCL (Jiang et al., 2022): label-conditioned negatives, plain (``scl``) or hard (``hscl``).
+
+The loss is :func:`synco.functional.hscl_loss` over the global batch's two views: positives are every
+same-class view, negatives the other-class ones, tilted by exp(beta s) (H-SCL(beta)) or cut at
+e^s >= threshold (H-SCL(tau)); ``scl`` is beta = 0, the authors' ``nce_supervised_easy``. The authors
+hard-code t = 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from synco.losses import HSCL
+from synco.methods.base import BuildContext, MethodSpec
+from synco.methods.encoder import build_encoder
+from synco.methods.two_view import TwoViewContrastive
+from synco.registry import METHODS
+
+
+@dataclass
+class SCLConfig:
+    """``method:`` block of ``scl``."""
+
+    name: str = "scl"  # supervised CL: uniform other-class negatives (H-SCL's baseline)
+    temperature: float = 0.5  # t, 0.5 in the authors' code
+
+
+@dataclass
+class HSCLConfig:
+    """``method:`` block of ``hscl``."""
+
+    name: str = "hscl"  # H-SCL: other-class negatives tilted towards the anchor
+    temperature: float = 0.5  # t, 0.5 in the authors' code
+    beta: float = 1.0  # H-SCL(beta): weights exp(beta s / t) on the other-class negatives
+    threshold: Optional[float] = None  # H-SCL(tau): uniform over other-class negatives with exp(s / t) >= tau
+    detach_weights: bool = False  # stop the gradient through the weights (their code detaches when beta < 1)
+
+
+def build_scl(context: BuildContext) -> TwoViewContrastive:
+    torch.manual_seed(context.seed)
+    criterion = HSCL(context.cfg.method.temperature, beta=0.0)
+    return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True)
+
+
+def build_hscl(context: BuildContext) -> TwoViewContrastive:
+    torch.manual_seed(context.seed)
+    m = context.cfg.method
+    criterion = HSCL(m.temperature, m.beta, m.threshold, m.detach_weights)
+    return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True)
+
+
+def validate_scl(cfg) -> None:
+    from synco.config import positive
+
+    positive(cfg, "method.temperature")
+
+
+def validate_hscl(cfg) -> None:
+    from synco.config import ConfigError, at_least, positive
+
+    positive(cfg, "method.temperature")
+    at_least(cfg, "method.beta", 0.0)
+    if cfg.method.threshold is not None and cfg.method.threshold <= 0:
+        raise ConfigError(f"method.threshold={cfg.method.threshold} must be positive (it bounds exp(s / t))")
+
+
+METHODS.register("scl", MethodSpec(SCLConfig, build_scl, validate_scl,
+                                   "SCL: supervised CL with uniform other-class negatives (H-SCL's baseline)"))
+METHODS.register("hscl", MethodSpec(HSCLConfig, build_hscl, validate_hscl,
+                                    "H-SCL: supervised CL with hard other-class negatives (Jiang et al., 2022)"))
