@@ -1,6 +1,6 @@
-"""Side-by-side quality benchmark: MoCo-v2, MoCHI and SynCo with one budget, several seeds, and each
-SynCo strategy alone; evaluated with kNN, the linear probe and (method runs) fine-tuning on 1 % of the
-labels, summarised by ``synco report``.
+"""Side-by-side quality benchmark: methods with one budget, several seeds (MoCo-v2, MoCHI and SynCo by
+default, and each SynCo strategy alone); evaluated with kNN, the linear probe and (method runs) fine-tuning
+on 1 % of the labels, summarised by ``synco report``.
 
 Every run is a separate ``synco pretrain`` process on the recipes of one dataset
 (``configs/pretrain/<dataset>/{moco_v2,mochi,synco}.yaml``: small CNN, K 4096, N 256, counts
@@ -11,6 +11,10 @@ already finished are skipped, so the script can be stopped and started again.
         --subset 20000 --epochs 3
     .venv/bin/python benchmarks/quality.py --dataset fashion_mnist --out reports/quality_fashion_mnist \
         --seeds 0 1 2 --subset 20000 --epochs 3 --no-ablation
+    .venv/bin/python benchmarks/quality.py --out reports/label_aware_cifar10 --seeds 0 1 2 --subset 20000 \
+        --epochs 3 --no-ablation --no-finetune --methods simclr hcl scl supcon hscl hscl_tau
+
+``--methods`` names recipes of ``configs/pretrain/<dataset>/`` (a recipe is a file name, e.g. hscl_tau).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=20000, help="pretraining images (class-balanced prefix)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--linear-epochs", type=int, default=30)
+    parser.add_argument("--methods", nargs="+", default=["moco_v2", "mochi", "synco"],
+                        help="recipe names under configs/pretrain/<dataset>/")
     parser.add_argument("--no-ablation", action="store_true", help="skip the one-strategy-alone runs")
     parser.add_argument("--no-finetune", action="store_true",
                         help="skip the 1 %% fine-tuning of the method runs (the ablation runs never get it)")
@@ -55,19 +61,20 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out or f"reports/quality_{args.dataset}")
     recipes = Path("configs/pretrain") / args.dataset
-    common = [f"data.subset={args.subset}", f"train.epochs={args.epochs}", "method.negatives.warmup_epochs=1",
-              f"eval.train_subset={args.subset}", "eval.test_subset=5000", "eval.baselines=false",
-              "train.progress=false"]
+    common = [f"data.subset={args.subset}", f"train.epochs={args.epochs}", f"eval.train_subset={args.subset}",
+              "eval.test_subset=5000", "eval.baselines=false", "train.progress=false"]
+    warmup = ["method.negatives.warmup_epochs=1"]  # MoCHI and SynCo: one warm-up epoch of the short budget
     plan = []
     for seed in args.seeds:
-        for method in ("moco_v2", "mochi", "synco"):
-            plan.append((f"{method}_s{seed}", str(recipes / f"{method}.yaml"), [f"train.seed={seed}"]))
+        for method in args.methods:
+            extra = [f"train.seed={seed}", *(warmup if method in ("mochi", "synco") else [])]
+            plan.append((f"{method}_s{seed}", str(recipes / f"{method}.yaml"), extra))
     if not args.no_ablation:
         for seed in args.ablation_seeds or args.seeds[:1]:
             for keep in STRATEGIES:
                 off = [f"method.negatives.{name}=0" for name in STRATEGIES if name != keep]
                 plan.append((f"synco_only_{keep[4:]}_s{seed}", str(recipes / "synco.yaml"),
-                             [f"train.seed={seed}", *off]))
+                             [f"train.seed={seed}", *warmup, *off]))
     for name, recipe, extra in plan:
         run_dir = out / "runs" / name
         started = time.time()
