@@ -67,7 +67,7 @@ def main() -> None:
     plan = []
     for seed in args.seeds:
         for method in args.methods:
-            extra = [f"train.seed={seed}", *(warmup if method in ("mochi", "synco") else [])]
+            extra = [f"train.seed={seed}", *(warmup if method.startswith(("mochi", "synco")) else [])]
             plan.append((f"{method}_s{seed}", str(recipes / f"{method}.yaml"), extra))
     if not args.no_ablation:
         for seed in args.ablation_seeds or args.seeds[:1]:

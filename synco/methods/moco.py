@@ -43,6 +43,9 @@ class MoCo(Method):
         shuffle_keys: permute the key batch before the key encoder (with split batch norm this is
             the single-process equivalent of MoCo's shuffle-BN).
         warmup_epochs: epochs before synthesis starts (SynCo's warm-up, 10 in the paper).
+        exclude_same_class: label-aware synthesis: queue rows of the query's class (by the labels the
+            queue stores) are never selected among the N hardest nor used as sources; they stay negatives
+            of the loss. Needs labelled data. Rows of unknown class (the random start) are kept.
     """
 
     negative_analyses = True
@@ -57,6 +60,7 @@ class MoCo(Method):
         mask_same_image: bool = False,
         shuffle_keys: bool = True,
         warmup_epochs: int = 0,
+        exclude_same_class: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= momentum <= 1:
@@ -72,6 +76,8 @@ class MoCo(Method):
         self.mask_same_image = mask_same_image
         self.shuffle_keys = shuffle_keys
         self.warmup_epochs = warmup_epochs
+        self.exclude_same_class = exclude_same_class
+        self.needs_labels = exclude_same_class
 
     @property
     def temperature(self) -> float:
@@ -101,7 +107,7 @@ class MoCo(Method):
         queue's image indices (before this step's enqueue) for the false-negative analysis."""
         images_q, images_k = batch.views
         out = self.pair_step(images_q, images_k, batch.index, self.synthesizes(context.epoch), context.generator,
-                             context.shuffle_generator, return_sources=context.observe)
+                             context.shuffle_generator, return_sources=context.observe, labels=batch.labels)
         if context.observe:
             out["queue_image_index"] = self.queue.image_index
         return out
@@ -110,7 +116,8 @@ class MoCo(Method):
         """Momentum update, then enqueue the keys of the whole global batch, in rank order, so that
         every rank's queue stays equal."""
         self.momentum_update()
-        self.queue.enqueue(distributed.all_gather_cat(out["key"]), distributed.all_gather_cat(batch.index))
+        labels = None if batch.labels is None else distributed.all_gather_cat(batch.labels)
+        self.queue.enqueue(distributed.all_gather_cat(out["key"]), distributed.all_gather_cat(batch.index), labels)
 
     @torch.no_grad()
     def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -137,6 +144,7 @@ class MoCo(Method):
         synthesize: bool = True,
         generator: torch.Generator | None = None,
         return_sources: bool = False,
+        labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """InfoNCE of a batch against the queue and, if ``synthesize``, the synthetic negatives.
 
@@ -148,6 +156,7 @@ class MoCo(Method):
             generator: source of the synthesis draws.
             return_sources: also return where the synthetic negatives came from (for the analyses;
                 off by default: the (B, S, 2) layout would only add to the step's peak memory).
+            labels: (B,) the queries' classes, needed for ``exclude_same_class``.
 
         Returns:
             dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
@@ -158,9 +167,10 @@ class MoCo(Method):
         # ~3 significant digits, too few for a softmax over K + S negatives at temperature 0.2.
         dtype = torch.promote_types(query.dtype, torch.float32)
         with torch.autocast(query.device.type, enabled=False):
-            return self._loss(query.to(dtype), key.to(dtype), image_index, synthesize, generator, return_sources)
+            return self._loss(query.to(dtype), key.to(dtype), image_index, synthesize, generator, return_sources,
+                              labels)
 
-    def _loss(self, query, key, image_index, synthesize, generator, return_sources) -> dict[str, torch.Tensor]:
+    def _loss(self, query, key, image_index, synthesize, generator, return_sources, labels) -> dict[str, torch.Tensor]:
         # No snapshot copy: the training loop enqueues only after backward, and autograd's version
         # counter raises if the queue is modified in place before the gradient has used it.
         queue_keys = self.queue.keys.detach().to(query.dtype)  # (K, D)
@@ -172,7 +182,13 @@ class MoCo(Method):
         synthetic_logits = query.new_zeros(query.shape[0], 0)  # (B, 0)
         sources = None
         if synthesize and self.negatives is not None and self.negatives.num_synthetic > 0:
-            arguments = dict(generator=generator, queue_logits=raw_logits, exclude=exclude)
+            source_exclude = exclude
+            if self.exclude_same_class:
+                if labels is None:
+                    raise ValueError("method.negatives.exclude_same_class needs the batch's labels")
+                same_class = self.queue.same_class_mask(labels)  # (B, K): selection and sources only
+                source_exclude = same_class if exclude is None else exclude | same_class
+            arguments = dict(generator=generator, queue_logits=raw_logits, exclude=source_exclude)
             if return_sources:
                 synthetic_logits, sources = self.negatives.logits_and_sources(query, queue_keys, **arguments)  # (B, S)
             else:
@@ -191,6 +207,7 @@ class MoCo(Method):
         generator: torch.Generator | None = None,
         shuffle_generator: torch.Generator | None = None,
         return_sources: bool = False,
+        labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Forward both views and compute the loss; the caller then steps the optimizer and calls
         :meth:`after_step` (momentum update, enqueue of all ranks' keys); ``synco.engine.step.train_step``
@@ -207,7 +224,7 @@ class MoCo(Method):
         """
         query = self.encoder_q(images_q)  # (B, D)
         key = self.encode_keys(images_k, shuffle_generator if shuffle_generator is not None else generator)
-        out = self.loss(query, key, image_index, synthesize, generator, return_sources)
+        out = self.loss(query, key, image_index, synthesize, generator, return_sources, labels)
         out.update(query=query, key=key)
         return out
 
@@ -231,6 +248,9 @@ class NegativesConfig:
     eta: float = 0.01  # step of type 6
     extrapolation: str = "paper"  # paper: Eq. 5; reference: the authors' code
     warmup_epochs: int = 10  # epochs of plain MoCo-v2 before synthesis starts
+    # Label-aware SynCo: queue rows of the query's class are never among the N hardest or sources (they stay
+    # negatives of the loss); needs labelled data. Off: the paper's label-free SynCo.
+    exclude_same_class: bool = False
 
 
 @dataclass
@@ -253,8 +273,8 @@ def build_negatives(cfg: DictConfig) -> SyntheticNegatives | None:
         return None
     if cfg.method.name == "mochi":
         return mochi(num_hard=neg.num_hard, num_mix=neg.num_mixup, num_query_mix=neg.num_interpolate)
-    # The config's field names are the constructor's; only the warm-up belongs to the method.
-    settings = {key: value for key, value in neg.items() if key != "warmup_epochs"}
+    # The config's field names are the constructor's; the warm-up and the label rule belong to the method.
+    settings = {key: value for key, value in neg.items() if key not in ("warmup_epochs", "exclude_same_class")}
     return SyntheticNegatives(**settings)
 
 
@@ -281,6 +301,7 @@ def build_moco(context: BuildContext) -> MoCo:
         mask_same_image=bool(mask),
         shuffle_keys=cfg.model.shuffle_keys,
         warmup_epochs=cfg.method.negatives.warmup_epochs,
+        exclude_same_class=cfg.method.negatives.exclude_same_class,
     )
 
 

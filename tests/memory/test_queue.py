@@ -31,7 +31,7 @@ def test_enqueue_detaches_and_buffers_are_in_state_dict():
     keys = torch.ones(2, 2, requires_grad=True)
     q.enqueue(keys * 2)
     assert not q.keys.requires_grad
-    assert set(q.state_dict()) == {"keys", "image_index", "pointer"}
+    assert set(q.state_dict()) == {"keys", "image_index", "labels", "pointer"}
 
 
 def test_same_image_mask():
@@ -39,3 +39,26 @@ def test_same_image_mask():
     q.enqueue(torch.zeros(4, 2), torch.tensor([10, 11, 12, 10]))
     mask = q.same_image_mask(torch.tensor([10, 13]))
     assert mask.tolist() == [[True, False, False, True], [False, False, False, False]]
+
+
+def test_labels_are_stored_wrapped_and_masked_by_class():
+
+
+    queue = NegativeQueue(5, 3, generator=torch.Generator().manual_seed(0))
+    keys = torch.nn.functional.normalize(torch.randn(4, 3, generator=torch.Generator().manual_seed(1)), dim=1)
+    queue.enqueue(keys, torch.tensor([10, 11, 12, 13]), torch.tensor([0, 1, 2, 1]))
+    queue.enqueue(keys[:3], torch.tensor([14, 15, 16]))  # no labels (unlabelled data): stored as -1
+    assert queue.labels.tolist() == [-1, -1, 2, 1, -1]  # rows 4, 0, 1 overwritten by the second batch
+    mask = queue.same_class_mask(torch.tensor([1, -1, 2]))
+    assert mask.tolist() == [[False, False, False, True, False], [False] * 5, [False, False, True, False, False]]
+
+
+def test_a_checkpoint_from_before_the_labels_loads_with_unknown_labels():
+
+
+    queue = NegativeQueue(4, 3)
+    old = {k: v for k, v in queue.state_dict().items() if k != "labels"}
+    fresh = NegativeQueue(4, 3)
+    fresh.labels.fill_(7)
+    fresh.load_state_dict(old)
+    assert fresh.labels.tolist() == [-1, -1, -1, -1] and torch.equal(fresh.keys, queue.keys)

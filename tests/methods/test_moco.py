@@ -200,3 +200,33 @@ def test_head_runs_in_float32_under_bf16_autocast():
     assert out["queue_logits"].dtype == out["synthetic_logits"].dtype == out["loss"].dtype == torch.float32
     out["loss"].backward()
     assert query.grad.dtype == torch.bfloat16 and torch.isfinite(query.grad.float()).all()
+
+
+def test_label_aware_synthesis_never_selects_same_class_rows_but_keeps_them_as_negatives():
+    synco = method("synco", ["method.negatives.exclude_same_class=true", "method.negatives.num_hard=8"])
+    assert synco.needs_labels
+    with torch.no_grad():
+        query, key = synco.encoder_q(images(0)).double(), synco.encoder_k(images(1)).double()
+    synco.queue.keys = synco.queue.keys.double()
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    # The hardest rows there are: each query's own direction, enqueued with a label of the query's class.
+    synco.queue.enqueue(query[[3, 4, 5, 0, 1, 2, 6, 7]] * 0.99 + 0.01 * key[:8], torch.arange(8) + 200,
+                        labels[[3, 4, 5, 0, 1, 2, 6, 7]])
+    same = synco.queue.same_class_mask(labels)
+    out = synco.loss(query, key, None, True, torch.Generator().manual_seed(5), return_sources=True, labels=labels)
+    rows = torch.cat([out["sources"].hardest, out["sources"].index.flatten(1)], dim=1)
+    for b in range(8):
+        assert not {r for r in rows[b].tolist() if r >= 0} & set(same[b].nonzero().flatten().tolist()), b
+    sample = synco.negatives.sample(query, synco.queue.keys, generator=torch.Generator().manual_seed(5), exclude=same)
+    negatives = [list(synco.queue.keys) + list(sample.vectors[b]) for b in range(8)]  # same-class rows stay in
+    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+    with pytest.raises(ValueError, match="exclude_same_class needs the batch's labels"):
+        synco.loss(query, key, None, True)
+
+
+def test_after_step_enqueues_the_batch_labels():
+    synco = method("synco")
+    out = synco.pair_step(images(0), images(1), torch.arange(8), False, torch.Generator().manual_seed(0))
+    synco.after_step(out, Batch(views=(), index=torch.arange(8) + 40, labels=torch.arange(8) % 3))
+    assert synco.queue.labels[:8].tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+    assert synco.queue.image_index[:8].tolist() == list(range(40, 48))
