@@ -142,7 +142,13 @@ class FinetuneConfig:
     nesterov: bool = True
     weight_decay: float = 0.0
     seeds: list[int] = field(default_factory=lambda: [0])  # one fine-tuning per seed; mean +- std reported
-    out_dir: Optional[str] = None  # None: RUN_DIR/finetune_<percent>pct
+    out_dir: Optional[str] = None  # None: RUN_DIR/finetune_<percent>pct (or _<k>shot), _<loss> unless ce
+    shots: Optional[int] = None  # k-shot: k labelled images per class instead of finetune.fraction
+    loss: str = "ce"  # ce; supcon: (1 - l) CE + l SupCon; schane: (1 - l) CE + l SCHaNe (docs/losses.md)
+    contrastive_weight: float = 0.9  # lambda of supcon/schane, in [0, 1] (SCHaNe's recommended 0.9)
+    temperature: float = 0.1  # t of the contrastive term, on the L2-normalised backbone features
+    weighting: str = "anchor"  # schane: hard negatives weighted by similarity to the anchor, or to the positive
+    detach_weights: bool = False  # schane: stop the gradient through the hard-negative weights
 
 
 @dataclass
@@ -181,6 +187,7 @@ def positive(cfg: DictConfig, key: str) -> None:
 
 
 LOGGERS = ("csv", "tensorboard", "wandb")
+FINETUNE_LOSSES = ("ce", "supcon", "schane")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -218,6 +225,13 @@ def validate(cfg: DictConfig) -> None:
     if not 0 < cfg.finetune.fraction <= 1:
         raise ConfigError(f"finetune.fraction={cfg.finetune.fraction} must lie in (0, 1] (0.01 for 1 % of the labels)")
     at_least(cfg, "finetune.batch_size", 1)
+    at_least(cfg, "finetune.shots", 1, optional=True)
+    choice(cfg, "finetune.loss", FINETUNE_LOSSES)
+    choice(cfg, "finetune.weighting", ("anchor", "positive"))
+    positive(cfg, "finetune.temperature")
+    if not 0 <= cfg.finetune.contrastive_weight <= 1:
+        raise ConfigError(f"finetune.contrastive_weight={cfg.finetune.contrastive_weight} must lie in [0, 1] "
+                          "(the lambda of (1 - lambda) CE + lambda contrastive)")
     at_least(cfg, "finetune.epochs", 0, optional=True)
     if not cfg.finetune.seeds:
         raise ConfigError("finetune.seeds must name at least one seed, e.g. finetune.seeds=[0,1,2]")

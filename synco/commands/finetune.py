@@ -6,15 +6,23 @@ from synco.commands.common import add_run_arguments, run_protocol
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("finetune", help="semi-supervised: fine-tune the encoder on 1 %% or 10 %% of the labels")
-    add_run_arguments(p, "KEY=VALUE, e.g. finetune.fraction=0.1 'finetune.seeds=[0,1,2]'")
+    p = sub.add_parser("finetune", help="semi-supervised: fine-tune the encoder on 1 %% or 10 %% of the labels, or k-shot; "
+                                        "CE, CE + SupCon or CE + SCHaNe")
+    add_run_arguments(p, "KEY=VALUE, e.g. finetune.fraction=0.1 'finetune.seeds=[0,1,2]' finetune.shots=5 "
+                         "finetune.loss=schane")
 
 
 def run(args) -> int:
     from synco.eval.protocols.finetune import run_finetune
 
+    def amount(r) -> str:
+        shots = r["finetune/shots"]
+        labelled = f"{shots} images per class" if shots else f"{100 * r['finetune/fraction']:g} % of the labels"
+        objective = "" if r["finetune/loss"] == "ce" else f" with CE + {r['finetune/loss']} (lambda {r['finetune/contrastive_weight']})"
+        return labelled + objective
+
     return run_protocol(run_finetune, args, lambda r: (
-        f"fine-tuned on {100 * r['finetune/fraction']:g} % of the labels ({r['finetune/labelled_images']} images, "
+        f"fine-tuned on {amount(r)} ({r['finetune/labelled_images']} images, "
         f"{r['finetune/subset_file']}), {r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
         f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
         f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %"))

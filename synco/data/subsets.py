@@ -36,6 +36,25 @@ def balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> tor
     return torch.cat(chosen).sort().values
 
 
+def shot_subset(labels: torch.Tensor, shots: int, seed: int = 0) -> torch.Tensor:
+    """Indices of ``shots`` samples of every class (k-shot), drawn with ``seed``.
+
+    Raises:
+        ValueError: ``shots`` < 1, or larger than the smallest class (naming it and its size).
+    """
+    if shots < 1:
+        raise ValueError(f"shots must be at least 1, got {shots}")
+    classes, counts = torch.unique(labels, return_counts=True)
+    smallest = int(counts.argmin())
+    if shots > int(counts[smallest]):
+        raise ValueError(f"finetune.shots={shots} is larger than the smallest class (class {int(classes[smallest])} "
+                         f"has {int(counts[smallest])} labelled images)")
+    g = torch.Generator().manual_seed(seed)
+    chosen = [members[torch.randperm(members.numel(), generator=g)[:shots]]
+              for members in ((labels == c).nonzero().squeeze(1) for c in classes.tolist())]
+    return torch.cat(chosen).sort().values
+
+
 def sample_names(data) -> list[str]:
     """How a split's samples are named in subset files: file names for folders, indices otherwise."""
     if getattr(data, "in_memory", True):

@@ -161,7 +161,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         end = fit(fabric, trainee, FitInputs(train, batches), checkpoint_path(run_dir), metrics, generators, cfg,
                   start, hooks)
         finished = end.epoch >= cfg.train.epochs
-        record: dict = {"epoch": end.epoch, "finished": finished}
+        record: dict = {"epoch": end.epoch, "finished": finished, "train/uses_labels": method.needs_labels}
         if finished:
             record.update(knn_record())
             metrics.write(record)

@@ -68,17 +68,47 @@ class Run:
         values = self.series(key)[1]
         return values[-1] if values else None
 
+    @property
+    def supervision(self) -> str:
+        """``labels`` when pretraining used the labels (SupCon, SCL, H-SCL, label-aware SynCo), else ``none``."""
+        return "labels" if self.last("train/uses_labels") else "none"
+
+    def finetune_tags(self) -> list[str]:
+        """The fine-tuning results beside the run: ``1pct``, ``10pct_schane``, ``5shot_supcon``, ..."""
+        return sorted(p.parent.name[len("finetune_"):] for p in self.path.glob("finetune_*/metrics.jsonl"))
+
     def final(self) -> dict:
         """The last value of every reported metric, including the protocols' summaries."""
         out = {key: self.last(key) for key, _ in FINAL_COLUMNS if not key.startswith(("linear/", "finetune_"))}
         linear = self.path / "linear" / "metrics.jsonl"
         if linear.is_file():
             out["linear/top1_mean"] = read_metrics(linear)[-1].get("linear/top1_mean")
-        for pct in ("1", "10"):
-            finetune = self.path / f"finetune_{pct}pct" / "metrics.jsonl"
-            if finetune.is_file():
-                out[f"finetune_{pct}pct/top1_mean"] = read_metrics(finetune)[-1].get("finetune/top1_mean")
+        for tag in self.finetune_tags():
+            out[f"finetune_{tag}/top1_mean"] = read_metrics(self.path / f"finetune_{tag}" / "metrics.jsonl")[-1].get(
+                "finetune/top1_mean")
         return out
+
+
+def finetune_label(tag: str) -> str:
+    """Column title of a fine-tuning result: ``1pct`` -> "1 % labels top-1 %", ``5shot_schane`` -> "5-shot CE+SCHaNe top-1 %"."""
+    subset, _, loss = tag.partition("_")
+    amount = f"{subset[:-3]} % labels" if subset.endswith("pct") else f"{subset[:-4]}-shot"
+    objective = {"": "", "supcon": " CE+SupCon", "schane": " CE+SCHaNe"}.get(loss, f" {loss}")
+    return f"{amount}{objective} top-1 %"
+
+
+def final_columns(runs: list[Run]) -> list[tuple[str, str]]:
+    """FINAL_COLUMNS with the fine-tuning columns of the runs at hand (the 1 % and 10 % CE ones always)."""
+    tags = {"1pct", "10pct"} | {tag for run in runs for tag in run.finetune_tags()}
+
+    def order(tag):
+        subset, _, loss = tag.partition("_")
+        number = subset.removesuffix("pct").removesuffix("shot")
+        return (subset.endswith("shot"), float(number) if number.replace(".", "").isdigit() else 0.0, loss)
+
+    finetune = [(f"finetune_{tag}/top1_mean", finetune_label(tag)) for tag in sorted(tags, key=order)]
+    plain = [c for c in FINAL_COLUMNS if not c[0].startswith("finetune_")]
+    return plain[:3] + finetune + plain[3:]
 
 
 def _format(value) -> str:
@@ -89,11 +119,13 @@ def _format(value) -> str:
 
 def final_table(runs: list[Run]) -> list[list[str]]:
     """Rows of the final-metrics table: header, one row per run, then mean +- std per setting with several seeds."""
-    header = ["run", "method", "seed", *[label for _, label in FINAL_COLUMNS]]
+    columns = final_columns(runs)
+    header = ["run", "method", "labels", "seed", *[label for _, label in columns]]
     rows = [header]
     finals = [run.final() for run in runs]
     for run, final in zip(runs, finals):
-        rows.append([run.name, run.method, str(run.seed), *[_format(final.get(key)) for key, _ in FINAL_COLUMNS]])
+        rows.append([run.name, run.method, run.supervision, str(run.seed),
+                     *[_format(final.get(key)) for key, _ in columns]])
     groups: dict[str, list[dict]] = defaultdict(list)
     methods = {}
     for run, final in zip(runs, finals):
@@ -103,13 +135,13 @@ def final_table(runs: list[Run]) -> list[list[str]]:
         if len(members) < 2:
             continue
         cells = []
-        for key, _ in FINAL_COLUMNS:
+        for key, _ in columns:
             values = [m[key] for m in members if m.get(key) is not None]
             if len(values) < 2:
                 cells.append("-")
             else:
                 cells.append(f"{_format(statistics.mean(values))} +- {_format(statistics.stdev(values))}")
-        rows.append([f"{group}: mean of {len(members)}", methods[group], "", *cells])
+        rows.append([f"{group}: mean of {len(members)}", methods[group], "", "", *cells])
     return rows
 
 

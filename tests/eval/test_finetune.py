@@ -57,3 +57,71 @@ def test_synco_finetune_writes_and_reuses_its_subset(tmp_path):
                                                       f"finetune.out_dir={tmp_path / 'again'}"])
     assert subset_file.read_text() == before  # reused, not redrawn
     assert again["finetune/top1_mean"] == records[0]["finetune/top1"]  # same subset, same seed: same result
+
+
+def test_shot_subset_takes_k_per_class_and_names_the_class_too_small():
+    from synco.data.subsets import shot_subset
+
+    labels = torch.arange(4).repeat_interleave(torch.tensor([9, 7, 12, 3]))
+    subset = shot_subset(labels, 3, seed=0)
+    assert torch.bincount(labels[subset]).tolist() == [3, 3, 3, 3]
+    assert torch.equal(subset, shot_subset(labels, 3, seed=0)) and not torch.equal(subset, shot_subset(labels, 3, 1))
+    with pytest.raises(ValueError, match="finetune.shots=4 is larger than the smallest class .class 3 has 3"):
+        shot_subset(labels, 4)
+
+
+@pytest.mark.parametrize("loss, weighting", [("ce", "anchor"), ("supcon", "anchor"), ("schane", "anchor"),
+                                             ("schane", "positive")])
+def test_training_loss_is_lambda_mix_of_ce_and_the_contrastive_term(loss, weighting):
+    import math
+    from types import SimpleNamespace
+
+    from reference import schane_reference, supcon_reference
+
+    from synco.eval.protocols.finetune import training_loss
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(8, 5, generator=g, dtype=torch.float64) * 3  # not unit: the loss normalises
+    logits = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 0, 1, 3, 0, 2])
+    ft = SimpleNamespace(loss=loss, contrastive_weight=0.7, temperature=0.2, weighting=weighting, detach_weights=False)
+    ce = sum(-(logits[i, labels[i]] - logits[i].logsumexp(0)).item() for i in range(8)) / 8
+    z = torch.nn.functional.normalize(features, dim=1)
+    if loss == "ce":
+        expected = ce
+    elif loss == "supcon":
+        expected = 0.3 * ce + 0.7 * supcon_reference(z.unsqueeze(1), labels, None, 0.2, 0.2)
+    else:
+        expected = 0.3 * ce + 0.7 * schane_reference(z, labels, 0.2, weighting)
+    assert training_loss(features, logits, labels, ft).item() == pytest.approx(expected, rel=1e-6)
+    assert math.isfinite(expected)
+
+
+@pytest.mark.parametrize("setting, match", [
+    ("finetune.contrastive_weight=1.5", "contrastive_weight"), ("finetune.loss=triplet", "finetune.loss"),
+    ("finetune.shots=0", "finetune.shots"), ("finetune.weighting=key", "finetune.weighting"),
+])
+def test_bad_fine_tuning_settings_are_named(setting, match):
+    from synco.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, [setting])
+
+
+@pytest.mark.slow
+def test_five_shot_schane_fine_tuning_end_to_end(tmp_path):
+    from tiny_runs import tiny
+
+    from synco.engine.pretrain import pretrain
+    from synco.eval.protocols.finetune import run_finetune
+
+    pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
+    settings = ["finetune.shots=5", "finetune.loss=schane", "finetune.epochs=3", "finetune.batch_size=50",
+                "finetune.lr=0.05", "finetune.seeds=[0]"]
+    summary = run_finetune(tmp_path / "run", overrides=settings)
+    subset_file = tmp_path / "run" / "subsets" / "fashion_mnist_5shot_seed0.txt"
+    assert summary["finetune/subset_file"] == str(subset_file) and summary["finetune/labelled_images"] == 50
+    assert summary["finetune/loss"] == "schane" and summary["finetune/contrastive_weight"] == 0.9
+    assert (tmp_path / "run" / "finetune_5shot_schane" / "metrics.jsonl").is_file()
+    with pytest.raises(ValueError, match="finetune.shots=7000 is larger than the smallest class"):
+        run_finetune(tmp_path / "run", overrides=["finetune.shots=7000", "finetune.seeds=[0]"])

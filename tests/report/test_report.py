@@ -29,9 +29,10 @@ def test_report_of_three_runs_with_two_seeds(tmp_path):
         assert (tmp_path / "report" / figure).stat().st_size > 1000 and f"]({figure})" in text
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     knn = read_metrics(tmp_path / "synco_s1" / "metrics.jsonl")[-1]["eval/knn_top1"]
-    assert f"{knn:.2f}" in rows["synco_s1"].split(" | ")[3]
+    assert rows["synco_s1"].split(" | ")[2] == "none"  # self-supervised: no labels in pretraining
+    assert f"{knn:.2f}" in rows["synco_s1"].split(" | ")[4]
     linear = read_metrics(tmp_path / "synco_s0" / "linear" / "metrics.jsonl")[-1]["linear/top1_mean"]
-    assert f"{linear:.2f}" in rows["synco_s0"].split(" | ")[5]
+    assert f"{linear:.2f}" in rows["synco_s0"].split(" | ")[6]
     assert "synco: mean of 2" in rows and "+-" in rows["synco: mean of 2"]
     assert not any(key.startswith("moco: mean") for key in rows)  # one seed: no mean row
     assert "moco_v2" in rows["moco"]
@@ -63,3 +64,27 @@ def test_difference_table_by_hand(tmp_path):
     assert rows["mochi"][2] == "+0.20 +- 1.02 (0.2, within 2 SE)"
     assert rows["synco"][3] == "-"  # no linear probe results
     assert "moco_v2" not in rows and difference_table(runs[2:], reference="moco_v2") == []
+
+
+def test_fine_tuning_columns_follow_the_results_beside_the_runs(tmp_path):
+    import json
+
+    from synco.report import Run
+    from synco.report.tables import final_columns, final_table, finetune_label
+
+    assert finetune_label("1pct") == "1 % labels top-1 %"
+    assert finetune_label("5shot_schane") == "5-shot CE+SCHaNe top-1 %"
+    assert finetune_label("10pct_supcon") == "10 % labels CE+SupCon top-1 %"
+    run_dir = tmp_path / "supcon_s0"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "eval/knn_top1": 50.0, "train/uses_labels": True}))
+    for tag, top1 in (("5shot_schane", 31.5), ("1pct", 40.25), ("100pct_schane", 70.0)):
+        (run_dir / f"finetune_{tag}").mkdir()
+        (run_dir / f"finetune_{tag}" / "metrics.jsonl").write_text(json.dumps({"finetune/top1_mean": top1}))
+    run = Run(run_dir)
+    keys = [key for key, _ in final_columns([run]) if key.startswith("finetune_")]
+    assert keys == ["finetune_1pct/top1_mean", "finetune_10pct/top1_mean", "finetune_100pct_schane/top1_mean",
+                    "finetune_5shot_schane/top1_mean"]
+    header, row = final_table([run])
+    assert row[2] == "labels" and row[header.index("5-shot CE+SCHaNe top-1 %")] == "31.50"
+    assert row[header.index("10 % labels top-1 %")] == "-"
