@@ -69,12 +69,16 @@ class NegativeLog:
 
 @torch.no_grad()
 def representation_record(encoder, test, augment, count: int, seed: int, device) -> dict:
-    """Alignment, uniformity, effective rank and class concentration of ``encoder``'s embeddings on the
-    first ``count`` test images (held out from pretraining); in-memory data only.
+    """Alignment, uniformity, effective rank, class concentration and isotropy of ``encoder``'s embeddings on
+    the first ``count`` test images (held out from pretraining), and H-SCL's four losses and Assumption 1
+    (``synco.analysis.hard_negatives``) on their two augmented views; in-memory data only.
 
     Positive pairs are two draws of the training augmentation from a generator seeded with ``seed``, so
     the analysis never touches the training run's random streams.
     """
+    import torch.nn.functional as F
+
+    from synco.analysis.hard_negatives import isotropy, label_record
     from synco.analysis.representation import alignment, class_distance_ratios, effective_rank, uniformity
 
     if not test.in_memory or augment is None:
@@ -88,8 +92,13 @@ def representation_record(encoder, test, augment, count: int, seed: int, device)
              for _ in range(2)]
     encoder.train(was_training)
     ratios = class_distance_ratios(plain, labels)
-    return {
+    record = {
         "analysis/align": alignment(*views), "analysis/uniform": uniformity(plain),
         "analysis/effective_rank": effective_rank(plain), "analysis/class_ratio": [round(r, 6) for r in ratios],
         "analysis/class_ratio_mean": sum(ratios) / max(len(ratios), 1), "analysis/heldout_images": len(images),
+        "analysis/isotropy": isotropy(plain),
     }
+    if bool((labels >= 0).all()):  # H-SCL's four losses and Assumption 1 need every image's class
+        unit = [F.normalize(v, dim=1) for v in views]
+        record.update(label_record(unit[0], unit[1], labels))
+    return record

@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 #: Strategies in the order SynCo lays them out, for the strategy figure.
 from synco.negatives.module import STRATEGIES as _STRATEGIES
 
+#: H-SCL's Fig. 4 settings as synco.analysis.hard_negatives logs them, with their captions.
+_HSCL_SETTINGS = [("tau_e-0.5", "tau = e^-0.5"), ("tau_e-0.1", "tau = e^-0.1"), ("beta_1", "beta = 1"),
+                  ("beta_2", "beta = 2")]
+
 if TYPE_CHECKING:
     from synco.report import Run
 
@@ -63,14 +67,15 @@ class _Figures:
         from matplotlib.lines import Line2D
         from matplotlib.ticker import MaxNLocator
 
-        styles = ["-", "--", ":"]
+        styles = ["-", "--", ":", "-."]
         curves = []  # (group, style, epochs, mean, std, per-seed values of each epoch)
         for group, members in self.settings.items():
             for (key, _), style in zip(keys_labels, styles):
                 by_epoch: dict[int, list[float]] = {}
                 for run in members:
                     for epoch, value in zip(*run.series(key)):
-                        by_epoch.setdefault(epoch, []).append(value)
+                        if value is not None:  # e.g. a fraction over no anchor
+                            by_epoch.setdefault(epoch, []).append(value)
                 if by_epoch:
                     epochs = sorted(by_epoch)
                     mean = np.array([np.mean(by_epoch[e]) for e in epochs])
@@ -220,6 +225,16 @@ def write_figures(runs: list[Run], out: Path) -> list[tuple[str, str]]:
                   "share of queries whose key wins", "proxy.png", "proxy-task accuracy (MoCHI; SynCo Fig. 3)")
     figures.lines([("analysis/fn_rate_hard", " (N hardest)"), ("analysis/fn_rate_sources", " (synthetic sources)")],
                   "share from the query's class", "false_negatives.png", "false-negative rates of the hard negatives")
+    figures.lines([(f"analysis/assumption1/{name}", f" ({label})") for name, label in _HSCL_SETTINGS],
+                  "share of anchors", "assumption1.png",
+                  "anchors satisfying H-SCL's Assumption 1 on held-out images, per setting (H-SCL Fig. 4)")
+    figures.lines([("analysis/loss/ucl", " UCL"), ("analysis/loss/hucl/beta_1", " H-UCL(beta 1)"),
+                   ("analysis/loss/scl", " SCL"), ("analysis/loss/hscl/beta_1", " H-SCL(beta 1)")],
+                  "loss on held-out images", "four_losses.png",
+                  "UCL, H-UCL, SCL and H-SCL (beta = 1) of the same held-out batches, whatever was trained "
+                  "(H-SCL Fig. 5; the other settings are in metrics.jsonl)")
+    figures.lines([("analysis/isotropy", "")], "min Z / max Z", "isotropy.png",
+                  "isotropy of the held-out embeddings (SCHaNe; 1 = isotropic, e^-2 is the floor for unit vectors)")
     figures.hardness()
     figures.strategies()
     figures.align_uniform()
