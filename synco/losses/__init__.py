@@ -18,6 +18,7 @@ from synco.functional import (
     schane_loss,
     supcon_loss,
 )
+from synco.functional.queue_supervised import hscl_queue_loss, supcon_queue_loss
 from synco.registry import LOSSES
 
 
@@ -109,4 +110,30 @@ class SCHaNe(TemperatureLoss):
         return schane_loss(z, labels, self.temperature, self.weighting, self.detach_weights)
 
 
-__all__ = ["HCL", "HSCL", "InfoNCE", "NTXent", "SCHaNe", "SupCon", "TemperatureLoss"]
+@LOSSES.register("supcon_queue")
+class SupConQueue(TemperatureLoss):
+    """SupCon of queries against batch keys + a label-aware queue: :func:`supcon_queue_loss`."""
+
+    def __init__(self, temperature: float = 0.07, base_temperature: float = 0.07) -> None:
+        super().__init__(temperature)
+        self.base_temperature = base_temperature
+
+    def forward(self, query, contrast, labels, contrast_labels) -> torch.Tensor:
+        return supcon_queue_loss(query, contrast, labels, contrast_labels, self.temperature, self.base_temperature)
+
+
+@LOSSES.register("hscl_queue")
+class HSCLQueue(TemperatureLoss):
+    """H-SCL of queries against batch keys + a label-aware queue: :func:`hscl_queue_loss`."""
+
+    def __init__(self, temperature: float = 0.5, beta: float = 1.0, threshold: float | None = None,
+                 detach_weights: bool = False) -> None:
+        super().__init__(temperature)
+        self.beta, self.threshold, self.detach_weights = beta, threshold, detach_weights
+
+    def forward(self, query, contrast, labels, contrast_labels) -> torch.Tensor:
+        return hscl_queue_loss(query, contrast, labels, contrast_labels, self.temperature, self.beta,
+                               self.threshold, self.detach_weights)
+
+
+__all__ = ["HCL", "HSCL", "HSCLQueue", "InfoNCE", "NTXent", "SCHaNe", "SupCon", "SupConQueue", "TemperatureLoss"]

@@ -13,9 +13,11 @@ from typing import Optional
 
 import torch
 
-from synco.losses import HSCL
+from synco.losses import HSCL, HSCLQueue
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
+from synco.methods.queue_contrastive import build_queue_method
+from synco.methods.supcon import check_negative_source
 from synco.methods.two_view import TwoViewContrastive
 from synco.registry import METHODS
 
@@ -37,6 +39,9 @@ class HSCLConfig:
     beta: float = 1.0  # H-SCL(beta): weights exp(beta s / t) on the other-class negatives
     threshold: Optional[float] = None  # H-SCL(tau): uniform over other-class negatives with exp(s / t) >= tau
     detach_weights: bool = False  # stop the gradient through the weights (their code detaches when beta < 1)
+    negatives_from: str = "batch"  # batch: the 2B views; queue: batch keys + a label-aware queue
+    queue_size: int = 4096  # K of negatives_from=queue
+    momentum: float = 0.99  # key encoder momentum of negatives_from=queue
 
 
 def build_scl(context: BuildContext) -> TwoViewContrastive:
@@ -48,6 +53,8 @@ def build_scl(context: BuildContext) -> TwoViewContrastive:
 def build_hscl(context: BuildContext) -> TwoViewContrastive:
     torch.manual_seed(context.seed)
     m = context.cfg.method
+    if m.negatives_from == "queue":
+        return build_queue_method(context, HSCLQueue(m.temperature, m.beta, m.threshold, m.detach_weights))
     criterion = HSCL(m.temperature, m.beta, m.threshold, m.detach_weights)
     return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True)
 
@@ -65,6 +72,7 @@ def validate_hscl(cfg) -> None:
     at_least(cfg, "method.beta", 0.0)
     if cfg.method.threshold is not None and cfg.method.threshold <= 0:
         raise ConfigError(f"method.threshold={cfg.method.threshold} must be positive (it bounds exp(s / t))")
+    check_negative_source(cfg)
 
 
 METHODS.register("scl", MethodSpec(SCLConfig, build_scl, validate_scl,

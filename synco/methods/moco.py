@@ -77,7 +77,8 @@ class MoCo(Method):
         self.shuffle_keys = shuffle_keys
         self.warmup_epochs = warmup_epochs
         self.exclude_same_class = exclude_same_class
-        self.needs_labels = exclude_same_class
+        if exclude_same_class:
+            self.needs_labels = True
 
     @property
     def temperature(self) -> float:

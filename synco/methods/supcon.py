@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from synco.functional.supcon import CONTRAST_MODES
-from synco.losses import SupCon
+from synco.losses import SupCon, SupConQueue
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
+from synco.methods.queue_contrastive import build_queue_method
 from synco.methods.two_view import TwoViewContrastive
 from synco.registry import METHODS
 
@@ -25,14 +26,31 @@ class SupConConfig:
     name: str = "supcon"  # supervised contrastive, in-batch
     temperature: float = 0.07  # t (the README's recipe uses 0.1)
     base_temperature: float = 0.07  # the loss is scaled by t / base_temperature, as the authors' code does
-    contrast_mode: str = "all"  # all: every view is an anchor; one: view 1 only
+    contrast_mode: str = "all"  # all: every view is an anchor; one: view 1 only (in-batch negatives only)
+    negatives_from: str = "batch"  # batch: the 2B views; queue: batch keys + a label-aware queue ("MoCo trick")
+    queue_size: int = 4096  # K of negatives_from=queue
+    momentum: float = 0.99  # key encoder momentum of negatives_from=queue
 
 
 def build_supcon(context: BuildContext) -> TwoViewContrastive:
     torch.manual_seed(context.seed)
     m = context.cfg.method
+    if m.negatives_from == "queue":
+        return build_queue_method(context, SupConQueue(m.temperature, m.base_temperature))
     criterion = SupCon(m.temperature, m.base_temperature, m.contrast_mode)
     return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True)
+
+
+def check_negative_source(cfg) -> None:
+    """``method.negatives_from`` is batch or queue; the queue's size and momentum are in range."""
+    from synco.config import at_least, choice
+
+    choice(cfg, "method.negatives_from", ("batch", "queue"))
+    at_least(cfg, "method.queue_size", 1)
+    if not 0 <= cfg.method.momentum <= 1:
+        from synco.config import ConfigError
+
+        raise ConfigError(f"method.momentum={cfg.method.momentum} must lie in [0, 1]")
 
 
 def validate_supcon(cfg) -> None:
@@ -41,6 +59,7 @@ def validate_supcon(cfg) -> None:
     positive(cfg, "method.temperature")
     positive(cfg, "method.base_temperature")
     choice(cfg, "method.contrast_mode", CONTRAST_MODES)
+    check_negative_source(cfg)
 
 
 METHODS.register("supcon", MethodSpec(SupConConfig, build_supcon, validate_supcon,

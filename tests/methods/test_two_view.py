@@ -122,3 +122,29 @@ def test_supcon_pretrains_end_to_end_and_its_knn_is_recomputed(tmp_path):
     losses = [r["train/loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r]
     assert record["finished"] and len(losses) == 1 and math.isfinite(losses[0])
     assert_knn_recomputed(record, tmp_path, test_size=128)
+
+
+@pytest.mark.parametrize("name", ["supcon", "hscl"])
+def test_queue_negatives_use_batch_keys_and_the_label_aware_queue(name):
+    from synco.functional.queue_supervised import hscl_queue_loss, supcon_queue_loss
+
+    cfg = load_config(None, SMALL + [f"method.name={name}", "method.negatives_from=queue", "method.queue_size=16",
+                                     "model.bn_splits=2"])
+    method = build_method(cfg, in_channels=3, num_train_images=100, seed=0).double()
+    assert method.needs_labels and not method.negative_analyses
+    g = torch.Generator().manual_seed(0)
+    views = tuple(torch.randn(6, 3, 8, 8, generator=g, dtype=torch.float64) for _ in range(2))
+    queue_before = method.queue.keys.clone()
+    out = method.training_step(Batch(views=views, index=torch.arange(6), labels=LABELS),
+                               StepContext(generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        query = method.encoder_q(views[0])
+    contrast = torch.cat([out["key"], queue_before])
+    contrast_labels = torch.cat([LABELS, torch.full((16,), -1)])
+    # The functions are tested against float64 loops (tests/functional/test_queue_supervised.py); this checks
+    # the wiring: the contrast set is the batch's keys, then the queue as it was before the step.
+    function = supcon_queue_loss if name == "supcon" else hscl_queue_loss
+    expected = function(query, contrast, LABELS, contrast_labels, cfg.method.temperature)
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
+    method.after_step(out, Batch(views=(), index=torch.arange(6), labels=LABELS))
+    assert method.queue.labels[:6].tolist() == LABELS.tolist()
