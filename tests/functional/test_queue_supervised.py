@@ -10,7 +10,7 @@ from synco.functional.queue_supervised import hscl_queue_loss, supcon_queue_loss
 
 def case(seed=0):
     g = torch.Generator().manual_seed(seed)
-    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 4, generator=g, dtype=torch.float64), dim=1)  # noqa: E731
+    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 4, generator=g, dtype=torch.float64), dim=1)
     query, contrast = unit(5), unit(12)
     query_labels = torch.tensor([0, 1, 2, 0, 3])  # class 3 has no positive in the contrast set
     contrast_labels = torch.tensor([0, 1, 2, 0, 1, -1, 2, 0, -1, 1, 2, 0])  # -1: the queue's random start
