@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--malloc-defaults", action="store_true",
                    help="keep glibc's malloc defaults (by default freed large blocks are reused, as in training)")
     what = p.add_subparsers(dest="bench", required=True)
+    lo = what.add_parser("losses", help="label-aware losses against NT-Xent / InfoNCE, and the label-aware queue's step cost")
+    lo.add_argument("--batch", type=int, default=256)
+    lo.add_argument("--dim", type=int, default=128)
+    lo.add_argument("--queue", type=int, default=65536)
+    lo.add_argument("--repeats", type=int, default=7)
+    lo.add_argument("--recipe", default="configs/pretrain/cifar10/synco.yaml", help="recipe of the step rows")
     h = what.add_parser("heads", help="queue logits + selection + synthesis + loss + backward at the paper's setting")
     h.add_argument("--batch", type=int, default=256)
     h.add_argument("--queue", type=int, default=65536)
@@ -90,6 +96,22 @@ def run(args: argparse.Namespace) -> int:
             _print_table([r for r in rows if max(r["MoCo-v2"], r["SynCo"]) >= 0.05][:25],
                          [("op", "operator", ""), ("MoCo-v2", "MoCo-v2 ms", ".2f"), ("SynCo", "SynCo ms", ".2f"),
                           ("extra", "extra ms", ".2f")])
+        return 0
+    if args.bench == "losses":
+        from synco.bench.losses import loss_rows, queue_step_rows
+
+        in_batch, queued = loss_rows(args.batch, args.dim, args.queue, repeats=args.repeats)
+        print(f"losses, forward + backward: B={args.batch} D={args.dim} (two views), 10 classes, float32; "
+              f"{_machine('cpu')}, {malloc}; medians of {args.repeats} rounds in alternation")
+        columns = [("loss", "loss", ""), ("ms", "ms", ".2f"), ("time_ratio", "/ first row", ".2f"),
+                   ("peak_mib", "peak MiB", ".1f"), ("memory_ratio", "/ first row", ".2f")]
+        _print_table(in_batch, columns)
+        print(f"\nwith a queue of K={args.queue} (+ the batch's keys):")
+        _print_table(queued, columns)
+        steps, setting = queue_step_rows(args.recipe, repeats=args.repeats)
+        print(f"\nthe label-aware queue in a whole training step: {setting}")
+        _print_table(steps, [("step", "step", ""), ("ms", "ms", ".1f"), ("time_ratio", "ratio", ".3f"),
+                             ("against", "against", "")])
         return 0
     if args.bench == "pipeline":
         from synco.bench.pipeline import run_pipeline

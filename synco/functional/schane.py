@@ -28,6 +28,25 @@ from synco.functional.hcl import tilted_log_sum
 WEIGHTINGS = ("anchor", "positive")
 
 
+def _positive_weighted_log_sum(logits, weight_source, negative, rows, cols) -> torch.Tensor:
+    """log( sum_k e^{w_pk} e^{s_ik} / sum_k e^{w_pk} ) over k in N(i), for the pairs (i, p) = (rows, cols).
+
+    A positive p has i's class, so N(p) = N(i) and the numerators of all pairs are one matrix product
+    X X'^T (X = e^{s - m} on the negative columns, X' the same of the weights, m a per-row shift), instead
+    of a (pairs, N) tensor: O(N^2) memory.
+    """
+    lowest = torch.finfo(logits.dtype).min
+    shift = logits.detach().masked_fill(~negative, lowest).amax(dim=1, keepdim=True).clamp(min=-1e4)  # (N, 1)
+    weight_shift = weight_source.detach().masked_fill(~negative, lowest).amax(dim=1, keepdim=True).clamp(min=-1e4)
+    x = torch.exp(logits - shift) * negative  # (N, N)
+    w = torch.exp(weight_source - weight_shift) * negative  # (N, N)
+    numerator = (x @ w.T)[rows, cols]  # (pairs,) sum_k e^{s_ik - m_i} e^{w_pk - m'_p}
+    denominator = w.sum(dim=1)[cols]  # (pairs,) sum_k e^{w_pk - m'_p}
+    value = numerator.clamp(min=torch.finfo(logits.dtype).tiny).log() + shift[rows, 0] - denominator.clamp(min=torch.finfo(logits.dtype).tiny).log()
+    has_negatives = negative.any(dim=1)[rows]
+    return torch.where(has_negatives, value, torch.full_like(value, float("-inf")))
+
+
 def schane_loss(
     z: torch.Tensor,
     labels: torch.Tensor,
@@ -72,7 +91,7 @@ def schane_loss(
         if weighting == "anchor":
             log_negatives = (tilted_log_sum(logits, weight_source, negative) + log_count)[rows]  # (pairs,)
         else:
-            log_negatives = tilted_log_sum(logits[rows], weight_source[cols], negative[rows]) + log_count[rows]
+            log_negatives = _positive_weighted_log_sum(logits, weight_source, negative, rows, cols) + log_count[rows]
         s = logits[rows, cols]
         pair_loss = torch.logaddexp(s, log_negatives) - s  # (pairs,) -inf negatives (none): 0
         per_anchor = torch.zeros(len(labels), dtype=dtype, device=z.device).index_add(0, rows, pair_loss)
