@@ -38,8 +38,8 @@ def _positive_weighted_log_sum(logits, weight_source, negative, rows, cols) -> t
     lowest = torch.finfo(logits.dtype).min
     shift = logits.detach().masked_fill(~negative, lowest).amax(dim=1, keepdim=True).clamp(min=-1e4)  # (N, 1)
     weight_shift = weight_source.detach().masked_fill(~negative, lowest).amax(dim=1, keepdim=True).clamp(min=-1e4)
-    x = torch.exp(logits - shift) * negative  # (N, N)
-    w = torch.exp(weight_source - weight_shift) * negative  # (N, N)
+    x = torch.exp((logits - shift).masked_fill(~negative, float("-inf")))  # (N, N), 0 off the negatives
+    w = torch.exp((weight_source - weight_shift).masked_fill(~negative, float("-inf")))  # (N, N)
     numerator = (x @ w.T)[rows, cols]  # (pairs,) sum_k e^{s_ik - m_i} e^{w_pk - m'_p}
     denominator = w.sum(dim=1)[cols]  # (pairs,) sum_k e^{w_pk - m'_p}
     value = numerator.clamp(min=torch.finfo(logits.dtype).tiny).log() + shift[rows, 0] - denominator.clamp(min=torch.finfo(logits.dtype).tiny).log()

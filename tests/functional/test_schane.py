@@ -38,6 +38,11 @@ def test_anchors_without_positives_are_left_out_and_no_positive_gives_zero():
     labels = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])  # only anchors 0 and 1 have a positive
     assert schane_loss(z, labels).item() == pytest.approx(schane_reference(z, labels, 0.1), rel=1e-10)
     assert schane_loss(z, torch.arange(8)).item() == 0.0
+    for weighting in ("anchor", "positive"):  # one class only: no negatives, no loss, finite gradients
+        leaf = z.clone().requires_grad_(True)
+        loss = schane_loss(leaf, torch.zeros(8, dtype=torch.long), weighting=weighting)
+        loss.backward()
+        assert loss.item() == 0.0 and torch.isfinite(leaf.grad).all()
 
 
 def test_gradients_and_bfloat16():
