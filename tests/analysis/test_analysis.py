@@ -88,6 +88,8 @@ def test_statistics_are_logged_each_epoch_during_pretraining(tmp_path):
         assert 0 <= record["analysis/align"] <= 4 and record["analysis/uniform"] <= 0
         assert 1 <= record["analysis/effective_rank"] <= 128 and len(record["analysis/class_ratio"]) == 10
         assert record["analysis/heldout_images"] == 128  # eval.test_subset of the tiny run
+        assert 0 < record["analysis/isotropy"] <= 1 and "analysis/loss/hscl/beta_1" in record
+        assert "analysis/assumption1/tau_e-0.5" in record  # H-SCL's analyses, for a self-supervised run too
 
 
 def test_alignment_and_uniformity_against_their_definitions():
