@@ -19,7 +19,7 @@ from synco.data.transforms import AUGMENTATIONS
 from synco.engine.optim import OPTIMIZERS
 from synco.errors import first_line
 from synco.methods.moco import MoCoConfig
-from synco.models.backbones import is_backbone, list_backbones
+from synco.models.backbones import TIMM_ALIASES, is_backbone, list_backbones
 from synco.registry import DATASETS, METHODS
 
 SCHEDULES = ("cosine", "constant")
@@ -60,6 +60,7 @@ class ModelConfig:
     bn_splits: int = 1  # split batch norm groups; with shuffle_keys, MoCo's shuffle-BN on one process
     shuffle_keys: bool = True  # several processes: MoCo's shuffle-BN across ranks (docs/distributed.md)
     sync_batchnorm: bool = False  # several processes: SyncBatchNorm in both encoders instead of shuffle-BN
+    pretrained: bool = False  # timm backbones: start from timm's pretrained weights (downloaded; e.g. BEiT)
 
 
 @dataclass
@@ -201,6 +202,9 @@ def validate(cfg: DictConfig) -> None:
     if not is_backbone(cfg.model.backbone):
         raise ConfigError(f"model.backbone={cfg.model.backbone!r} is not allowed; choose one of {list_backbones()} "
                           "or timm:<a timm model name>")
+    if cfg.model.pretrained and not (cfg.model.backbone.startswith("timm:") or cfg.model.backbone in TIMM_ALIASES):
+        raise ConfigError(f"model.pretrained=true loads timm's weights; model.backbone={cfg.model.backbone!r} is not "
+                          "a timm backbone (use timm:<model name>, vit_small, deit_small or swin_tiny)")
     choice(cfg, "method.name", METHODS.names())
     choice(cfg, "train.schedule", SCHEDULES)
     choice(cfg, "train.optimizer", OPTIMIZERS)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from synco.analysis.log import NegativeLog, representation_record
 from synco.config import to_yaml
 from synco.data.loaders import normalisation
-from synco.engine.checkpoint import load_checkpoint
+from synco.engine.checkpoint import save_checkpoint, load_checkpoint
 from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, Trainee, fit
 from synco.engine.inputs import augmentation, check_training_labels, load_splits, views_iterator
@@ -161,6 +161,12 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
         end = fit(fabric, trainee, FitInputs(train, batches), checkpoint_path(run_dir), metrics, generators, cfg,
                   start, hooks)
         finished = end.epoch >= cfg.train.epochs
+        if cfg.train.epochs == 0 and not checkpoint_path(run_dir).exists():
+            # The untrained (or model.pretrained) encoder as a checkpoint of epoch 0, so that every protocol
+            # (knn, linear, finetune, analyze) evaluates it like any run.
+            save_checkpoint(fabric, checkpoint_path(run_dir), {
+                **trainee.state(), "epoch": 0, "global_step": 0, "rng": generators.state(),
+                **hooks.extra_checkpoint})
         record: dict = {"epoch": end.epoch, "finished": finished, "train/uses_labels": method.needs_labels}
         if finished:
             record.update(knn_record())

@@ -29,6 +29,6 @@ def build_encoder(cfg: DictConfig, in_channels: int) -> Encoder:
     """
     model = cfg.model
     backbone = build_backbone(model.backbone, in_channels=in_channels, small_stem=model.small_stem,
-                              image_size=cfg.data.image_size)
+                              image_size=cfg.data.image_size, pretrained=model.pretrained)
     head = projection_head(backbone.feature_dim, model.embedding_dim, mlp=model.mlp)
     return convert_to_split_batchnorm(Encoder(backbone, head), model.bn_splits)

@@ -65,14 +65,15 @@ class TimmBackbone(nn.Module):
     models that take it (ViTs and Swins are built for a fixed input size).
     """
 
-    def __init__(self, name: str, in_channels: int = 3, image_size: int | None = None) -> None:
+    def __init__(self, name: str, in_channels: int = 3, image_size: int | None = None, pretrained: bool = False) -> None:
         super().__init__()
         import timm
 
         extra = {}
         if image_size is not None and ("vit" in name or "deit" in name or "swin" in name):
             extra["img_size"] = image_size
-        self.net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_channels, **extra)
+        # pretrained: timm's weights (downloaded from the Hugging Face hub on first use), e.g. a BEiT to fine-tune.
+        self.net = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_channels, **extra)
         self.feature_dim = self.net.num_features
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -110,14 +111,21 @@ def is_backbone(name: str) -> bool:
     return name in BACKBONES
 
 
-def build_backbone(name: str, in_channels: int = 3, small_stem: bool = False, image_size: int | None = None) -> nn.Module:
+def build_backbone(name: str, in_channels: int = 3, small_stem: bool = False, image_size: int | None = None,
+                   pretrained: bool = False) -> nn.Module:
     """Build a backbone by name; it has a ``feature_dim`` attribute.
 
+    Args:
+        pretrained: start from timm's pretrained weights (timm backbones only).
+
     Raises:
-        ValueError: for an unknown name, listing the known ones.
+        ValueError: for an unknown name, listing the known ones, or ``pretrained`` with a non-timm backbone.
     """
-    if name.startswith(TIMM_PREFIX) and is_backbone(name):
-        return TimmBackbone(name[len(TIMM_PREFIX):], in_channels, image_size)
+    timm_name = name[len(TIMM_PREFIX):] if name.startswith(TIMM_PREFIX) else TIMM_ALIASES.get(name)
+    if timm_name is not None and is_backbone(name):
+        return TimmBackbone(timm_name, in_channels, image_size, pretrained)
+    if pretrained:
+        raise ValueError(f"model.pretrained loads timm weights; {name!r} is not a timm backbone (use timm:<model name>)")
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {list_backbones()} or timm:<model name>")
     return BACKBONES.get(name)(in_channels=in_channels, small_stem=small_stem, image_size=image_size)

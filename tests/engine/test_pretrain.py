@@ -99,6 +99,11 @@ def test_zero_epochs_evaluates_the_untrained_encoder(tmp_path):
     record = pretrain(tiny(tmp_path, "train.epochs=0"))
     assert record["finished"]
     assert_knn_recomputed(record, tmp_path, test_size=128)
+    # The untrained encoder is kept as the checkpoint of epoch 0, so every protocol can evaluate it.
+    from synco.eval.protocols.knn import run_knn
+
+    assert load_checkpoint(checkpoint_path(tmp_path))["epoch"] == 0
+    assert run_knn(tmp_path)["eval/knn_top1"] == record["eval/knn_top1"]
 
 
 def test_cli_run_on_cifar10_writes_its_files(tmp_path):

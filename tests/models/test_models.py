@@ -89,3 +89,14 @@ def test_registries_feed_the_configuration_choices():
         registry.register("a", 2)
     with pytest.raises(KeyError, match="choose one of \\['a'\\]"):
         registry.get("b")
+
+
+def test_pretrained_weights_are_for_timm_backbones_only():
+    from synco.config import ConfigError, load_config
+    from synco.models import build_backbone
+
+    with pytest.raises(ValueError, match="not a timm backbone"):
+        build_backbone("resnet18", pretrained=True)
+    with pytest.raises(ConfigError, match="model.pretrained=true loads timm's weights"):
+        load_config(None, ["model.pretrained=true", "model.backbone=small_cnn"])
+    assert load_config(None, ["model.pretrained=true", "model.backbone=timm:vit_tiny_patch16_224"]).model.pretrained
