@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from synco.analysis.log import NegativeLog, representation_record
 from synco.config import to_yaml
 from synco.data.loaders import normalisation
-from synco.engine.checkpoint import save_checkpoint, load_checkpoint
+from synco.engine.checkpoint import load_checkpoint, save_checkpoint
 from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, Trainee, fit
 from synco.engine.inputs import augmentation, check_training_labels, load_splits, views_iterator
