@@ -20,8 +20,9 @@ import torch
 from synco import distributed
 from synco.data.batch import Batch
 from synco.losses import NTXent
-from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
+from synco.methods.base import BuildContext, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
+from synco.methods.two_view import TwoViewContrastive
 from synco.registry import METHODS
 
 
@@ -33,8 +34,11 @@ class SimCLRConfig:
     temperature: float = 0.5  # SimCLR's CIFAR-10 value (and solo-learn's CIFAR recipe is 0.2)
 
 
-class SimCLR(Method):
+class SimCLR(TwoViewContrastive):
     """SimCLR with MoCo-v2's MLP head (``model.mlp``) on any registered backbone.
+
+    The two-view layout of ``two_view.TwoViewContrastive``, with NT-Xent computed for this process's
+    anchors only (``nt_xent_loss_local``), which is cheaper than the whole global batch on every rank.
 
     Args:
         encoder: backbone + projection head, unit embeddings (B, D).
@@ -42,13 +46,7 @@ class SimCLR(Method):
     """
 
     def __init__(self, encoder: Encoder, criterion: NTXent | None = None) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.criterion = criterion if criterion is not None else NTXent(0.5)
-
-    @property
-    def online_encoder(self) -> Encoder:
-        return self.encoder
+        super().__init__(encoder, criterion if criterion is not None else NTXent(0.5), needs_labels=False)
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
         """NT-Xent of this process's anchors against the global batch of both views."""
