@@ -1,5 +1,13 @@
 """Pure tensor maths: no state, no configuration. Every loss here is tested against a float64 loop."""
 
+from synco.functional.continual import (
+    contrastive_distill_loss,
+    mocov2plus_loss,
+    pnr_byol_regularizer,
+    pnr_moco_loss,
+    pnr_simclr_loss,
+    predictive_distill_loss,
+)
 from synco.functional.hcl import hcl_loss
 from synco.functional.hscl import hscl_loss
 from synco.functional.info_nce import info_nce_logits, info_nce_loss
@@ -7,5 +15,6 @@ from synco.functional.nt_xent import nt_xent_loss, nt_xent_loss_local
 from synco.functional.schane import schane_loss
 from synco.functional.supcon import supcon_loss
 
-__all__ = ["hcl_loss", "hscl_loss", "info_nce_logits", "info_nce_loss", "nt_xent_loss", "nt_xent_loss_local",
+__all__ = ["contrastive_distill_loss", "mocov2plus_loss", "pnr_byol_regularizer", "pnr_moco_loss", "pnr_simclr_loss",
+           "predictive_distill_loss", "hcl_loss", "hscl_loss", "info_nce_logits", "info_nce_loss", "nt_xent_loss", "nt_xent_loss_local",
            "schane_loss", "supcon_loss"]
