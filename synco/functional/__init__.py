@@ -15,6 +15,19 @@ from synco.functional.nt_xent import nt_xent_loss, nt_xent_loss_local
 from synco.functional.schane import schane_loss
 from synco.functional.supcon import supcon_loss
 
-__all__ = ["contrastive_distill_loss", "mocov2plus_loss", "pnr_byol_regularizer", "pnr_moco_loss", "pnr_simclr_loss",
-           "predictive_distill_loss", "hcl_loss", "hscl_loss", "info_nce_logits", "info_nce_loss", "nt_xent_loss", "nt_xent_loss_local",
-           "schane_loss", "supcon_loss"]
+__all__ = [
+    "contrastive_distill_loss",
+    "hcl_loss",
+    "hscl_loss",
+    "info_nce_logits",
+    "info_nce_loss",
+    "mocov2plus_loss",
+    "nt_xent_loss",
+    "nt_xent_loss_local",
+    "pnr_byol_regularizer",
+    "pnr_moco_loss",
+    "pnr_simclr_loss",
+    "predictive_distill_loss",
+    "schane_loss",
+    "supcon_loss",
+]
