@@ -175,7 +175,8 @@ def fit(
                    disable=None if show else True)
         for step, batch in enumerate(bar):
             observe = hooks.observe is not None and fabric.is_global_zero and step % hooks.observe_every == 0
-            context = StepContext(epoch, generators.local, generators.shuffle, observe=observe)
+            progress = global_step / max(1, epochs * steps)  # per-step schedules (MoCo-v2+'s momentum)
+            context = StepContext(epoch, generators.local, generators.shuffle, observe=observe, progress=progress)
             loss = train_step(fabric, model, method, optimizer, batch, context, hooks.observe if observe else None)
             loss_sum += loss
             global_step += 1

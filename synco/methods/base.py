@@ -41,12 +41,15 @@ class StepContext:
         shuffle_generator: source of key-shuffle permutations (rank 0's draw is broadcast).
         observe: the analyses will read this step's outputs; a method may then return more
             (e.g. where its synthetic negatives came from), which costs memory on other steps.
+        progress: share of the run's optimizer steps done before this one, in [0, 1] (schedules that
+            change per step, such as a cosine-increased momentum, read it).
     """
 
     epoch: int = 0
     generator: torch.Generator | None = None
     shuffle_generator: torch.Generator | None = None
     observe: bool = False
+    progress: float = 0.0
 
 
 class Method(nn.Module):

@@ -10,6 +10,7 @@ Side effects (momentum update, enqueue) are explicit calls made by the training 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -46,6 +47,11 @@ class MoCo(Method):
         exclude_same_class: label-aware synthesis: queue rows of the query's class (by the labels the
             queue stores) are never selected among the N hardest nor used as sources; they stay negatives
             of the loss. Needs labelled data. Rows of unknown class (the random start) are kept.
+        second_queue: MoCo-v2+ (CaSSLe's and PNR's base): with a queue of view-2 keys the loss is
+            symmetric, ``(L(q1, k2, queue of view-2 keys) + L(q2, k1, queue of view-1 keys)) / 2``
+            (``synco.functional.mocov2plus_loss``), ``queue`` holding view-1 keys.
+        momentum_end: MoCo-v2+'s schedule: m rises from ``momentum`` to ``momentum_end`` over the run,
+            ``m = end - (end - m0) (cos(pi progress) + 1) / 2`` per step (CaSSLe's ``update_tau``); None: constant.
     """
 
     negative_analyses = True
@@ -61,6 +67,8 @@ class MoCo(Method):
         shuffle_keys: bool = True,
         warmup_epochs: int = 0,
         exclude_same_class: bool = False,
+        second_queue: NegativeQueue | None = None,
+        momentum_end: float | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= momentum <= 1:
@@ -79,6 +87,8 @@ class MoCo(Method):
         self.exclude_same_class = exclude_same_class
         if exclude_same_class:
             self.needs_labels = True
+        self.second_queue = second_queue
+        self.momentum_end = momentum_end
 
     @property
     def temperature(self) -> float:
@@ -99,26 +109,44 @@ class MoCo(Method):
     def epoch_log(self, epoch: int) -> dict:
         return {"train/synthetic": self.synthesizes(epoch)}
 
-    def momentum_update(self) -> None:
+    def momentum_at(self, progress: float) -> float:
+        """The key encoder's momentum at ``progress`` (share of the run done): constant, or MoCo-v2+'s cosine rise."""
+        if self.momentum_end is None:
+            return self.momentum
+        return self.momentum_end - (self.momentum_end - self.momentum) * (math.cos(math.pi * progress) + 1) / 2
+
+    def momentum_update(self, momentum: float | None = None) -> None:
         """``theta_k <- m theta_k + (1 - m) theta_q`` (:func:`synco.models.momentum.update_momentum`)."""
-        update_momentum(self.encoder_q, self.encoder_k, self.momentum)
+        update_momentum(self.encoder_q, self.encoder_k, self.momentum if momentum is None else momentum)
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
-        """:meth:`pair_step` on the batch's two views; with ``context.observe`` the output also holds the
-        queue's image indices (before this step's enqueue) for the false-negative analysis."""
+        """:meth:`pair_step` on the batch's two views (both directions for MoCo-v2+); with ``context.observe``
+        the output also holds the queue's image indices (before this step's enqueue) for the analyses."""
         images_q, images_k = batch.views
-        out = self.pair_step(images_q, images_k, batch.index, self.synthesizes(context.epoch), context.generator,
-                             context.shuffle_generator, return_sources=context.observe, labels=batch.labels)
+        synthesize = self.synthesizes(context.epoch)
+        out = self.pair_step(images_q, images_k, batch.index, synthesize, context.generator,
+                             context.shuffle_generator, return_sources=context.observe, labels=batch.labels,
+                             queue=self.second_queue if self.second_queue is not None else self.queue)
+        if self.second_queue is not None:  # MoCo-v2+: the other direction, against the view-1 keys
+            back = self.pair_step(images_k, images_q, batch.index, synthesize, context.generator,
+                                  context.shuffle_generator, labels=batch.labels, queue=self.queue)
+            out["loss"] = (out["loss"] + back["loss"]) / 2
+            out["key_view_2"], out["key"] = out["key"], back["key"]  # keys of view 2 and of view 1
         if context.observe:
-            out["queue_image_index"] = self.queue.image_index
+            queue = self.second_queue if self.second_queue is not None else self.queue
+            out["queue_image_index"] = queue.image_index
+        out["momentum"] = self.momentum_at(context.progress)
         return out
 
     def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
         """Momentum update, then enqueue the keys of the whole global batch, in rank order, so that
-        every rank's queue stays equal."""
-        self.momentum_update()
+        every rank's queue stays equal (MoCo-v2+: view-1 keys to ``queue``, view-2 keys to ``second_queue``)."""
+        self.momentum_update(out.get("momentum"))
         labels = None if batch.labels is None else distributed.all_gather_cat(batch.labels)
-        self.queue.enqueue(distributed.all_gather_cat(out["key"]), distributed.all_gather_cat(batch.index), labels)
+        index = distributed.all_gather_cat(batch.index)
+        self.queue.enqueue(distributed.all_gather_cat(out["key"]), index, labels)
+        if self.second_queue is not None:
+            self.second_queue.enqueue(distributed.all_gather_cat(out["key_view_2"]), index, labels)
 
     @torch.no_grad()
     def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -146,6 +174,7 @@ class MoCo(Method):
         generator: torch.Generator | None = None,
         return_sources: bool = False,
         labels: torch.Tensor | None = None,
+        queue: NegativeQueue | None = None,
     ) -> dict[str, torch.Tensor]:
         """InfoNCE of a batch against the queue and, if ``synthesize``, the synthetic negatives.
 
@@ -158,6 +187,7 @@ class MoCo(Method):
             return_sources: also return where the synthetic negatives came from (for the analyses;
                 off by default: the (B, S, 2) layout would only add to the step's peak memory).
             labels: (B,) the queries' classes, needed for ``exclude_same_class``.
+            queue: the queue of negatives (default ``self.queue``; MoCo-v2+ passes the other view's).
 
         Returns:
             dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
@@ -169,16 +199,17 @@ class MoCo(Method):
         dtype = torch.promote_types(query.dtype, torch.float32)
         with torch.autocast(query.device.type, enabled=False):
             return self._loss(query.to(dtype), key.to(dtype), image_index, synthesize, generator, return_sources,
-                              labels)
+                              labels, self.queue if queue is None else queue)
 
-    def _loss(self, query, key, image_index, synthesize, generator, return_sources, labels) -> dict[str, torch.Tensor]:
+    def _loss(self, query, key, image_index, synthesize, generator, return_sources, labels,
+              queue: NegativeQueue) -> dict[str, torch.Tensor]:
         # No snapshot copy: the training loop enqueues only after backward, and autograd's version
         # counter raises if the queue is modified in place before the gradient has used it.
-        queue_keys = self.queue.keys.detach().to(query.dtype)  # (K, D)
+        queue_keys = queue.keys.detach().to(query.dtype)  # (K, D)
         raw_logits = torch.einsum("bd,kd->bk", query, queue_keys)  # (B, K)
         queue_logits, exclude = raw_logits, None
         if self.mask_same_image and image_index is not None:
-            exclude = self.queue.same_image_mask(image_index)  # (B, K)
+            exclude = queue.same_image_mask(image_index)  # (B, K)
             queue_logits = mask_logits(raw_logits, exclude)
         synthetic_logits = query.new_zeros(query.shape[0], 0)  # (B, 0)
         sources = None
@@ -187,7 +218,7 @@ class MoCo(Method):
             if self.exclude_same_class:
                 if labels is None:
                     raise ValueError("method.negatives.exclude_same_class needs the batch's labels")
-                same_class = self.queue.same_class_mask(labels)  # (B, K): selection and sources only
+                same_class = queue.same_class_mask(labels)  # (B, K): selection and sources only
                 source_exclude = same_class if exclude is None else exclude | same_class
             arguments = dict(generator=generator, queue_logits=raw_logits, exclude=source_exclude)
             if return_sources:
@@ -209,6 +240,7 @@ class MoCo(Method):
         shuffle_generator: torch.Generator | None = None,
         return_sources: bool = False,
         labels: torch.Tensor | None = None,
+        queue: NegativeQueue | None = None,
     ) -> dict[str, torch.Tensor]:
         """Forward both views and compute the loss; the caller then steps the optimizer and calls
         :meth:`after_step` (momentum update, enqueue of all ranks' keys); ``synco.engine.step.train_step``
@@ -225,7 +257,7 @@ class MoCo(Method):
         """
         query = self.encoder_q(images_q)  # (B, D)
         key = self.encode_keys(images_k, shuffle_generator if shuffle_generator is not None else generator)
-        out = self.loss(query, key, image_index, synthesize, generator, return_sources, labels)
+        out = self.loss(query, key, image_index, synthesize, generator, return_sources, labels, queue)
         out.update(query=query, key=key)
         return out
 
@@ -264,6 +296,11 @@ class MoCoConfig:
     temperature: float = 0.2  # tau of InfoNCE
     # None: mask a query's own older keys when queue_size >= number of training images.
     mask_same_image: Optional[bool] = None
+    # MoCo-v2+ (CaSSLe's and PNR's base): the symmetric loss with one queue of K keys per view.
+    symmetric: bool = False
+    # None: constant momentum; else it rises from method.momentum to this over the run, per step, on a cosine
+    # (MoCo-v2+'s 0.99 -> 1.0 in the authors' scripts).
+    momentum_end: Optional[float] = None
     negatives: NegativesConfig = field(default_factory=NegativesConfig)
 
 
@@ -303,6 +340,10 @@ def build_moco(context: BuildContext) -> MoCo:
         shuffle_keys=cfg.model.shuffle_keys,
         warmup_epochs=cfg.method.negatives.warmup_epochs,
         exclude_same_class=cfg.method.negatives.exclude_same_class,
+        second_queue=NegativeQueue(cfg.method.queue_size, cfg.model.embedding_dim,
+                                   generator=torch.Generator().manual_seed(context.seed + 2))
+        if cfg.method.symmetric else None,
+        momentum_end=cfg.method.momentum_end,
     )
 
 
@@ -324,6 +365,9 @@ def validate_moco(cfg: DictConfig) -> None:
         raise ConfigError(f"method.negatives.beta_max={neg.beta_max} must be greater than 1")
     if not 0 <= cfg.method.momentum <= 1:
         raise ConfigError(f"method.momentum={cfg.method.momentum} must lie in [0, 1]")
+    end = cfg.method.momentum_end
+    if end is not None and not cfg.method.momentum <= end <= 1:
+        raise ConfigError(f"method.momentum_end={end} must lie in [method.momentum, 1] = [{cfg.method.momentum}, 1]")
     if cfg.method.name == "mochi":
         for key in ("num_extrapolate", "num_noise", "num_perturb", "num_adversarial"):
             if neg[key] != 0:

@@ -8,7 +8,7 @@ from reference import info_nce_reference
 
 from synco.config import load_config
 from synco.data.batch import Batch
-from synco.methods import build_method
+from synco.methods import StepContext, build_method
 
 SMALL = ["model.backbone=small_cnn", "model.bn_splits=2", "method.queue_size=64", "method.negatives.num_hard=16",
          "train.batch_size=8"]
@@ -230,3 +230,29 @@ def test_after_step_enqueues_the_batch_labels():
     synco.after_step(out, Batch(views=(), index=torch.arange(8) + 40, labels=torch.arange(8) % 3))
     assert synco.queue.labels[:8].tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
     assert synco.queue.image_index[:8].tolist() == list(range(40, 48))
+
+
+def test_mocov2plus_is_the_symmetric_loss_with_a_queue_per_view_and_a_rising_momentum():
+    from synco.functional import mocov2plus_loss
+
+    m = method("moco_v2", ["method.symmetric=true", "method.momentum=0.99", "method.momentum_end=1.0",
+                           "model.shuffle_keys=false", "model.bn_splits=1"]).double()
+    x1, x2 = images(0).double(), images(1).double()
+    view_1_keys, view_2_keys = m.queue.keys.clone(), m.second_queue.keys.clone()
+    out = m.training_step(Batch(views=(x1, x2), index=torch.arange(8)), StepContext(progress=0.5))
+    with torch.no_grad():
+        q1, q2, k1, k2 = m.encoder_q(x1), m.encoder_q(x2), m.encoder_k(x1), m.encoder_k(x2)
+    expected = mocov2plus_loss(q1, q2, k1, k2, torch.stack([view_1_keys, view_2_keys]), 0.2)
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
+    assert out["momentum"] == pytest.approx(0.995)  # halfway up the cosine from 0.99 to 1.0
+    assert m.momentum_at(0.0) == pytest.approx(0.99) and m.momentum_at(1.0) == pytest.approx(1.0)
+    m.after_step(out, Batch(views=(), index=torch.arange(8)))
+    torch.testing.assert_close(m.queue.keys[:8], k1)  # view-1 keys to the first queue
+    torch.testing.assert_close(m.second_queue.keys[:8], k2)  # view-2 keys to the second
+
+
+def test_momentum_end_below_the_momentum_is_refused():
+    from synco.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"method.momentum_end=0.9 must lie in \[method.momentum, 1\]"):
+        load_config(None, SMALL + ["method.momentum=0.99", "method.momentum_end=0.9"])
