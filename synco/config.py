@@ -49,6 +49,9 @@ class DataConfig:
     download: bool = False  # fetch torchvision's files into root first (machines with internet)
     pretrain_split: Optional[str] = None  # STL-10: unlabeled (default) or train+unlabeled
     class_list: Optional[str] = None  # folders: only these classes (imagenet100: configs/data/imagenet100.txt)
+    # pretrain on the samples this file lists (indices, or file names for folders), after data.subset: a task of
+    # a continual stream (synco continual writes them)
+    train_subset_file: Optional[str] = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ class TrainConfig:
     lars_clip: bool = False  # LARC: clip the LARS trust ratio (CaSSLe/PNR: true)
     seed: int = 0  # initial weights, queue, data order, augmentations and synthetic draws
     stop_after: Optional[int] = None  # stop after this many epochs in this invocation (time-sliced jobs)
+    init_from: Optional[str] = None  # start from this checkpoint's model weights (and queue); fresh optimizer
     log_every: int = 20  # steps between train/loss_step entries in metrics.jsonl
     progress: bool = True  # a progress bar on a terminal (never written into redirected output)
 
@@ -153,6 +157,17 @@ class FinetuneConfig:
 
 
 @dataclass
+class ContinualConfig:
+    """``synco continual``: a stream of tasks trained one after the other (docs/continual.md)."""
+
+    tasks: int = 5  # T
+    split: str = "class"  # class: the authors' class-incremental split (randperm of the classes, chunked); data: shards
+    seed: int = 5  # the split's permutation (5 in CaSSLe's and PNR's code)
+    task_classes: Optional[list] = None  # explicit classes per task, e.g. [[0,1],[2,3]]: must partition the classes
+    regularizer: str = "none"  # none: plain fine-tuning from the previous task's weights (the lower bound)
+
+
+@dataclass
 class Config:
     run_dir: str = "runs/default"  # config.yaml, metrics.jsonl, checkpoints/ and the protocols' results
     data: DataConfig = field(default_factory=DataConfig)
@@ -165,6 +180,7 @@ class Config:
     linear: LinearConfig = field(default_factory=LinearConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    continual: ContinualConfig = field(default_factory=ContinualConfig)
 
 
 def choice(cfg: DictConfig, key: str, allowed) -> None:
@@ -231,6 +247,9 @@ def validate(cfg: DictConfig) -> None:
     at_least(cfg, "finetune.batch_size", 1)
     at_least(cfg, "finetune.shots", 1, optional=True)
     choice(cfg, "finetune.loss", FINETUNE_LOSSES)
+    at_least(cfg, "continual.tasks", 1)
+    choice(cfg, "continual.split", ("class", "data"))
+    choice(cfg, "continual.regularizer", ("none",))
     choice(cfg, "finetune.weighting", ("anchor", "positive"))
     positive(cfg, "finetune.temperature")
     if not 0 <= cfg.finetune.contrastive_weight <= 1:

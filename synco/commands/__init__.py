@@ -5,4 +5,4 @@ engine, the protocols and the report.
 """
 
 #: Subcommands in the order ``synco --help`` lists them (module names under synco.commands).
-COMMANDS = ("pretrain", "knn", "linear", "finetune", "analyze", "export", "report", "bench", "config")
+COMMANDS = ("pretrain", "continual", "knn", "linear", "finetune", "analyze", "export", "report", "bench", "config")

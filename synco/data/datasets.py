@@ -98,6 +98,10 @@ class ImageData:
             return self
         return ImageData(self.images[:count], self.labels[:count], self.classes)
 
+    def select(self, indices: torch.Tensor) -> ImageData:
+        """The images at ``indices`` (a task of a continual stream, a labelled subset)."""
+        return ImageData(self.images[indices], self.labels[indices], self.classes)
+
 
 # --------------------------------------------------------------------------- Fashion-MNIST
 def _read_idx(path: Path) -> np.ndarray:

@@ -71,6 +71,10 @@ class FolderData:
             return self
         return FolderData(self.paths[:count], self.labels[:count], self.classes)
 
+    def select(self, indices: torch.Tensor) -> FolderData:
+        """The images at ``indices``."""
+        return FolderData([self.paths[i] for i in indices.tolist()], self.labels[indices], self.classes)
+
     def load(self, index: int) -> torch.Tensor:
         """The image as uint8 (3, H, W), decoded by Pillow (JPEG, PNG, WebP, BMP, TIFF, ...)."""
         path = self.paths[index]

@@ -60,7 +60,12 @@ def pretraining_images(cfg: DictConfig, labelled):
     if data.dataset == "stl10":
         images = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
                               pretrain_split=data.pretrain_split or "unlabeled")
-    return images.head(data.subset)
+    images = images.head(data.subset)
+    if data.train_subset_file:
+        from synco.data.subsets import read_subset
+
+        images = images.select(read_subset(data.train_subset_file, images))
+    return images
 
 
 def check_training_labels(data, method_name: str) -> None:

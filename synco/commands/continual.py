@@ -1,0 +1,54 @@
+"""``synco continual CONFIG [KEY=VALUE ...] [--resume]``: a stream of tasks, then the accuracy matrix."""
+
+from __future__ import annotations
+
+import sys
+
+from synco.config import ConfigError, load_config
+from synco.engine.checkpoint import CheckpointError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("continual", help="continual SSL: train a task stream (continual.*), report R and forgetting")
+    p.add_argument("config", help="YAML recipe, e.g. configs/continual/cifar10_5tasks_finetune.yaml")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. continual.tasks=5 continual.split=data")
+    p.add_argument("--resume", action="store_true", help="continue the stream in run_dir")
+
+
+def run(args) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"synco: configuration error: {err}", file=sys.stderr)
+        return 2
+    from synco.continual.run import run_continual
+    from synco.engine.pretrain import NonFiniteLossError
+
+    command = " ".join(["synco continual", args.config, *args.overrides, "--resume"])
+    try:
+        record = run_continual(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"\nsynco: interrupted; every finished epoch is checkpointed. Continue with:\n  {command}", file=sys.stderr)
+        return 130
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"synco: training stopped: {err}", file=sys.stderr)
+        return 3
+    if not record["finished"]:
+        print(f"stopped inside task {record['task']} (train.stop_after); continue with:\n  {command}")
+        return 0
+    matrix = record["continual/R_matrix"]
+    print(f"\nkNN top-1 % on each task's classes (rows: after task i; columns: task j), run directory {cfg.run_dir}:")
+    print("       " + "".join(f"{f'task {j}':>9}" for j in range(len(matrix))))
+    for i, row in enumerate(matrix):
+        print(f"after {i}" + "".join(f"{v:>9.2f}" for v in row))
+    def number(key: str) -> str:
+        value = record[key]
+        return "-" if value is None else f"{value:.2f}"
+
+    print(f"average accuracy {number('continual/average_accuracy')}, average forgetting "
+          f"{number('continual/average_forgetting')}, backward transfer {number('continual/backward_transfer')}, "
+          f"forward transfer {number('continual/forward_transfer')}")
+    return 0

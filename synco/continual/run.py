@@ -1,0 +1,136 @@
+"""``synco continual``: train a stream of tasks one after the other and measure the accuracy matrix.
+
+    RUN/tasks.json                  the split (classes or image shards of each task), checked on resume
+    RUN/tasks/task_<t>.txt          the pretraining images of task t (synco.data.subsets format)
+    RUN/task_<t>/                   a complete pretraining run of task t (config.yaml, metrics.jsonl,
+                                    checkpoints/last.ckpt: every task's checkpoint is kept)
+    RUN/metrics.jsonl               per task: its training records (with "task"), then R[t] = kNN accuracy on
+                                    every task's classes after training task t, and finally the continual metrics
+
+Task t trains through the same ``synco.engine.pretrain`` (hence the reusable ``fit`` loop) as any run, on
+its own images only and without labels, starting from task t - 1's weights (``train.init_from``: its model
+and queue; a fresh optimizer and schedule per task, as CaSSLe's and PNR's scripts restart them per task).
+``continual.regularizer=none`` is plain fine-tuning, the lower bound; CaSSLe and PNR are not built yet.
+Resume (``--resume``): finished tasks are skipped (their R rows are read back), the current task resumes
+exactly from its own checkpoint; a different split than the saved one is refused.
+
+R[i][j] is the weighted kNN top-1 (``eval.knn_k``, ``eval.knn_temperature``, backbone features) of task i's
+encoder with the memory bank and the test images restricted to task j's classes (class split), or on all
+classes (data split, where every task covers every class). The random-initialisation accuracies b_j for
+forward transfer use the untrained encoder of ``train.seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from synco.config import to_yaml
+from synco.continual.metrics import summary
+from synco.continual.tasks import task_indices
+from synco.data.loaders import normalisation
+from synco.data.subsets import sample_names, write_subset
+from synco.engine.checkpoint import load_checkpoint
+from synco.engine.inputs import load_labelled_splits, pretraining_images
+from synco.engine.metrics import MetricsWriter, read_metrics
+from synco.errors import ensure_writable_dir
+from synco.eval.evaluate import feature_model, knn_evaluate
+from synco.methods import build_method
+from synco.runs import run_normalisation
+
+log = logging.getLogger(__name__)
+
+
+def _finished(run_dir: Path) -> bool:
+    metrics = run_dir / "metrics.jsonl"
+    return metrics.is_file() and any(r.get("finished") for r in read_metrics(metrics))
+
+
+def _task_accuracies(cfg: DictConfig, state: dict | None, train, bank, test, classes, mean, std) -> list[float]:
+    """kNN top-1 on each task's classes (all classes for the data split) of the checkpoint ``state`` (None: the
+    untrained encoder of ``train.seed``), its inputs normalised with ``mean``/``std``."""
+    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    method = build_method(cfg, train.channels, len(train), cfg.train.seed)
+    if state is not None:
+        method.load_state_dict(state["model"])
+    model = feature_model(method, cfg.eval.feature).eval().to(device)
+    row = []
+    for task_classes in classes or [None] * cfg.continual.tasks:
+        if task_classes is None:
+            task_bank, task_test = bank, test
+        else:
+            chosen = torch.tensor(task_classes)
+            task_bank = bank.select(torch.isin(bank.labels, chosen).nonzero().squeeze(1))
+            task_test = test.select(torch.isin(test.labels, chosen).nonzero().squeeze(1))
+        result = knn_evaluate(model, task_bank, task_test, mean, std, cfg.eval.knn_k, cfg.eval.knn_temperature,
+                              cfg.eval.batch_size, device, cfg.data.image_size, cfg.data.num_workers)
+        row.append(result["top1"])
+    return row
+
+
+def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
+    """Train ``cfg.continual.tasks`` tasks in turn; returns the final record (R and the continual metrics)."""
+    from synco.engine.pretrain import checkpoint_path, pretrain
+
+    ct = cfg.continual
+    run_dir = Path(cfg.run_dir)
+    labelled, test = load_labelled_splits(cfg)
+    pretraining = pretraining_images(cfg, labelled)
+    indices, classes = task_indices(pretraining.labels, ct.split, ct.tasks, ct.seed,
+                                    OmegaConf.to_object(ct.task_classes) if ct.task_classes is not None else None)
+    split = {"split": ct.split, "seed": ct.seed, "classes": classes, "sizes": [len(i) for i in indices]}
+    saved = run_dir / "tasks.json"
+    if saved.is_file():
+        if not resume:
+            raise ValueError(f"{run_dir} already holds a continual run; pass --resume to continue it")
+        if json.loads(saved.read_text()) != split:
+            raise ValueError(f"{run_dir} was trained with another task split ({saved}); resume it with the same "
+                             "continual.split, continual.tasks, continual.seed and continual.task_classes")
+    ensure_writable_dir(run_dir, "run_dir")
+    names = sample_names(pretraining)
+    for t, task in enumerate(indices):
+        write_subset(run_dir / "tasks" / f"task_{t}.txt", [names[i] for i in task.tolist()])
+    saved.write_text(json.dumps(split))
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+
+    bank, test = labelled.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)
+    mean, std = normalisation(pretraining)
+    metrics_path = run_dir / "metrics.jsonl"
+    records = read_metrics(metrics_path) if metrics_path.is_file() else []
+    done = {r["task"]: r["continual/R"] for r in records if "continual/R" in r}  # rows of finished tasks
+    metrics = MetricsWriter(metrics_path)
+    try:
+        random_init = _task_accuracies(cfg, None, pretraining, bank, test, classes, mean, std)
+        matrix = []
+        for t in range(ct.tasks):
+            task_dir = run_dir / f"task_{t}"
+            if t in done and _finished(task_dir):
+                matrix.append(done[t])
+                continue
+            overrides = {"run_dir": str(task_dir), "data": {"train_subset_file": str(run_dir / "tasks" / f"task_{t}.txt")},
+                         "train": {"init_from": str(checkpoint_path(run_dir / f"task_{t - 1}")) if t else None},
+                         "eval": {"baselines": False}}
+            task_cfg = OmegaConf.merge(cfg, overrides)
+            log.info("task %d/%d: %d images%s", t + 1, ct.tasks, len(indices[t]),
+                     f", classes {classes[t]}" if classes else "")
+            if not _finished(task_dir):
+                pretrain(task_cfg, resume=task_dir.exists())
+                if not _finished(task_dir):  # train.stop_after ended this invocation inside the task
+                    return {"task": t, "finished": False}
+                for record in read_metrics(task_dir / "metrics.jsonl"):
+                    metrics.write({"task": t, **record})
+            state = load_checkpoint(checkpoint_path(task_dir))
+            task_mean, task_std = run_normalisation(state, task_cfg, labelled)  # what task t trained with
+            row = _task_accuracies(cfg, state, pretraining, bank, test, classes, task_mean, task_std)
+            metrics.write({"task": t, "continual/R": row})
+            matrix.append(row)
+        record = {"task": None, "finished": True, "continual/R_matrix": matrix, "continual/random_init": random_init,
+                  **summary(matrix, random_init)}
+        metrics.write(record)
+    finally:
+        metrics.close()
+    return record
