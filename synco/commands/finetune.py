@@ -15,14 +15,16 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from synco.eval.protocols.finetune import run_finetune
 
-    def amount(r) -> str:
-        shots = r["finetune/shots"]
-        labelled = f"{shots} images per class" if shots else f"{100 * r['finetune/fraction']:g} % of the labels"
-        objective = "" if r["finetune/loss"] == "ce" else f" with CE + {r['finetune/loss']} (lambda {r['finetune/contrastive_weight']})"
-        return labelled + objective
+    return run_protocol(run_finetune, args, summary_line)
 
-    return run_protocol(run_finetune, args, lambda r: (
-        f"fine-tuned on {amount(r)} ({r['finetune/labelled_images']} images, "
-        f"{r['finetune/subset_file']}), {r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
-        f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
-        f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %"))
+
+def summary_line(r: dict) -> str:
+    """One line of what ``run_finetune`` returned."""
+    shots = r["finetune/shots"]
+    labelled = f"{shots} images per class" if shots else f"{100 * r['finetune/fraction']:g} % of the labels"
+    if r["finetune/loss"] != "ce":
+        labelled += f" with CE + {r['finetune/loss']} (lambda {r['finetune/contrastive_weight']})"
+    return (f"fine-tuned on {labelled} ({r['finetune/labelled_images']} images, {r['finetune/subset_file']}), "
+            f"{r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
+            f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
+            f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %")

@@ -125,3 +125,16 @@ def test_five_shot_schane_fine_tuning_end_to_end(tmp_path):
     assert (tmp_path / "run" / "finetune_5shot_schane" / "metrics.jsonl").is_file()
     with pytest.raises(ValueError, match="finetune.shots=7000 is larger than the smallest class"):
         run_finetune(tmp_path / "run", overrides=["finetune.shots=7000", "finetune.seeds=[0]"])
+
+
+def test_the_command_line_summary_of_fraction_and_shot_runs():
+    from synco.commands.finetune import summary_line
+
+    record = {"finetune/shots": None, "finetune/fraction": 0.01, "finetune/loss": "ce", "finetune/contrastive_weight": None,
+              "finetune/labelled_images": 500, "finetune/subset_file": "s.txt", "finetune/epochs": 60,
+              "finetune/seeds": [0], "finetune/top1_mean": 37.5, "finetune/top1_std": 0.0, "finetune/top5_mean": 87.0,
+              "finetune/top5_std": 0.0}
+    assert summary_line(record).startswith("fine-tuned on 1 % of the labels (500 images, s.txt), 60 epochs")
+    record.update({"finetune/shots": 5, "finetune/fraction": None, "finetune/loss": "schane",
+                   "finetune/contrastive_weight": 0.9})
+    assert summary_line(record).startswith("fine-tuned on 5 images per class with CE + schane (lambda 0.9)")
