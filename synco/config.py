@@ -164,7 +164,14 @@ class ContinualConfig:
     split: str = "class"  # class: the authors' class-incremental split (randperm of the classes, chunked); data: shards
     seed: int = 5  # the split's permutation (5 in CaSSLe's and PNR's code)
     task_classes: Optional[list] = None  # explicit classes per task, e.g. [[0,1],[2,3]]: must partition the classes
-    regularizer: str = "none"  # none: plain fine-tuning from the previous task's weights (the lower bound)
+    # none: plain fine-tuning from the previous task's weights (the lower bound); cassle: + predictor and contrastive
+    # distillation towards the previous task's frozen encoder; pnr: PNR's pseudo-negatives (MoCo-v2+ base)
+    regularizer: str = "none"
+    distill_weight: float = 1.0  # CaSSLe's lambda
+    distill_temperature: float = 0.2  # t_d of the distillation / stability term
+    predictor_hidden: int = 2048  # hidden width of the predictor g
+    frozen_batchnorm: str = "eval"  # the frozen previous model's batch norm: eval (PNR) or train (CaSSLe's code)
+    current_task: Optional[int] = None  # set by synco continual in each task's run (0-based); not a user setting
 
 
 @dataclass
@@ -249,7 +256,12 @@ def validate(cfg: DictConfig) -> None:
     choice(cfg, "finetune.loss", FINETUNE_LOSSES)
     at_least(cfg, "continual.tasks", 1)
     choice(cfg, "continual.split", ("class", "data"))
-    choice(cfg, "continual.regularizer", ("none",))
+    choice(cfg, "continual.regularizer", ("none", "cassle", "pnr"))
+    choice(cfg, "continual.frozen_batchnorm", ("eval", "train"))
+    if cfg.continual.regularizer != "none" and not OmegaConf.select(cfg, "method.symmetric", default=False):
+        raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} is built for the MoCo-v2+ base only: "
+                          f"method.name=moco_v2 (or mochi, synco) with method.symmetric=true, not "
+                          f"method.name={cfg.method.name}")
     choice(cfg, "finetune.weighting", ("anchor", "positive"))
     positive(cfg, "finetune.temperature")
     if not 0 <= cfg.finetune.contrastive_weight <= 1:

@@ -10,7 +10,8 @@
 Task t trains through the same ``synco.engine.pretrain`` (hence the reusable ``fit`` loop) as any run, on
 its own images only and without labels, starting from task t - 1's weights (``train.init_from``: its model
 and queue; a fresh optimizer and schedule per task, as CaSSLe's and PNR's scripts restart them per task).
-``continual.regularizer=none`` is plain fine-tuning, the lower bound; CaSSLe and PNR are not built yet.
+``continual.regularizer=none`` is plain fine-tuning, the lower bound; ``cassle`` and ``pnr`` wrap the
+MoCo-v2+ base from task 1 on (``synco.continual.regularized``).
 Resume (``--resume``): finished tasks are skipped (their R rows are read back), the current task resumes
 exactly from its own checkpoint; a different split than the saved one is refused.
 
@@ -113,7 +114,7 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
                 continue
             overrides = {"run_dir": str(task_dir), "data": {"train_subset_file": str(run_dir / "tasks" / f"task_{t}.txt")},
                          "train": {"init_from": str(checkpoint_path(run_dir / f"task_{t - 1}")) if t else None},
-                         "eval": {"baselines": False}}
+                         "eval": {"baselines": False}, "continual": {"current_task": t}}
             task_cfg = OmegaConf.merge(cfg, overrides)
             log.info("task %d/%d: %d images%s", t + 1, ct.tasks, len(indices[t]),
                      f", classes {classes[t]}" if classes else "")
@@ -125,7 +126,7 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
                     metrics.write({"task": t, **record})
             state = load_checkpoint(checkpoint_path(task_dir))
             task_mean, task_std = run_normalisation(state, task_cfg, labelled)  # what task t trained with
-            row = _task_accuracies(cfg, state, pretraining, bank, test, classes, task_mean, task_std)
+            row = _task_accuracies(task_cfg, state, pretraining, bank, test, classes, task_mean, task_std)
             metrics.write({"task": t, "continual/R": row})
             matrix.append(row)
         record = {"task": None, "finished": True, "continual/R_matrix": matrix, "continual/random_init": random_init,

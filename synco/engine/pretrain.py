@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from synco.analysis.log import NegativeLog, representation_record
 from synco.config import to_yaml
 from synco.data.loaders import normalisation
-from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, state_mismatch
+from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synco.engine.cpu_memory import keep_freed_cpu_memory
 from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, Trainee, fit
 from synco.engine.inputs import augmentation, check_training_labels, load_splits, views_iterator
@@ -97,11 +97,10 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
 
     method = build_method(cfg, train.channels, len(train), seed)
     if cfg.train.init_from and state is None:  # a resumed run has its own weights already
-        initial = load_checkpoint(cfg.train.init_from)["model"]
-        mismatch = state_mismatch(method, initial)
-        if mismatch:
-            raise CheckpointError(f"train.init_from={cfg.train.init_from} does not fit this model: {mismatch}")
-        method.load_state_dict(initial)
+        try:
+            method.load_initial_state(load_checkpoint(cfg.train.init_from)["model"])
+        except ValueError as err:
+            raise CheckpointError(f"train.init_from={cfg.train.init_from}: {err}") from None
     if method.needs_labels:
         check_training_labels(train, cfg.method.name)
     if cfg.model.sync_batchnorm and world > 1:

@@ -94,6 +94,19 @@ class Method(nn.Module):
         """Backbone plus projection head: unit embeddings (B, D), for ``eval.feature=embedding``."""
         return self.online_encoder
 
+    def load_initial_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Start from another run's weights (``train.init_from``: the previous task of a continual stream).
+
+        The default loads ``state`` as this method's own state dict and raises ``ValueError`` naming what
+        does not fit; methods that wrap another (continual regularisers) map it onto their parts.
+        """
+        from synco.engine.checkpoint import state_mismatch
+
+        mismatch = state_mismatch(self, state)
+        if mismatch:
+            raise ValueError(f"the initial weights do not fit this model: {mismatch}")
+        self.load_state_dict(state)
+
     def epoch_log(self, epoch: int) -> dict:
         """Per-epoch entries for metrics.jsonl describing the method's state in ``epoch`` (0-based)."""
         return {}
@@ -143,4 +156,11 @@ def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed:
     """The method named ``cfg.method.name``, with fresh weights seeded by ``seed``."""
     from synco.registry import METHODS
 
-    return METHODS.get(cfg.method.name).build(BuildContext(cfg, in_channels, num_train_images, seed))
+    method = METHODS.get(cfg.method.name).build(BuildContext(cfg, in_channels, num_train_images, seed))
+    continual = cfg.get("continual")
+    if continual is not None and continual.regularizer != "none" and (continual.current_task or 0) >= 1:
+        from synco.continual.regularized import Regularized  # a later task of a regularised stream
+
+        method = Regularized(method, continual.regularizer, continual.predictor_hidden, continual.distill_weight,
+                             continual.distill_temperature, continual.frozen_batchnorm, seed)
+    return method

@@ -132,6 +132,7 @@ class MoCo(Method):
                                   context.shuffle_generator, labels=batch.labels, queue=self.queue)
             out["loss"] = (out["loss"] + back["loss"]) / 2
             out["key_view_2"], out["key"] = out["key"], back["key"]  # keys of view 2 and of view 1
+            out["query_view_2"] = back["query"]  # q2, for regularisers of the two directions (PNR)
         if context.observe:
             queue = self.second_queue if self.second_queue is not None else self.queue
             out["queue_image_index"] = queue.image_index

@@ -1,0 +1,95 @@
+"""CaSSLe and PNR on the MoCo-v2+ base: the step's loss is the papers' loss of the method's own tensors, the
+frozen model never changes, and a task starts from the previous task's checkpoint."""
+
+import pytest
+import torch
+
+from synco.config import ConfigError, load_config
+from synco.data.batch import Batch
+from synco.functional import contrastive_distill_loss, mocov2plus_loss, pnr_moco_loss
+from synco.methods import StepContext, build_method
+
+BASE = ["model.backbone=small_cnn", "model.bn_splits=1", "model.shuffle_keys=false", "model.embedding_dim=16",
+        "method.name=moco_v2", "method.symmetric=true", "method.queue_size=32", "train.batch_size=8"]
+
+
+def build(kind, task=1):
+    cfg = load_config(None, BASE + [f"continual.regularizer={kind}", f"continual.current_task={task}",
+                                    "continual.predictor_hidden=32"])
+    return build_method(cfg, in_channels=3, num_train_images=100, seed=0).double()
+
+
+def views(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(8, 3, 16, 16, generator=g, dtype=torch.float64) for _ in range(2))
+
+
+@pytest.mark.parametrize("kind", ["cassle", "pnr"])
+def test_the_step_is_the_papers_loss_of_its_own_tensors(kind):
+    method = build(kind)
+    x1, x2 = views()
+    queues = torch.stack([method.base.queue.keys, method.base.second_queue.keys]).clone()
+    old = torch.stack([method.old_queue.keys, method.old_second_queue.keys]).clone() if kind == "pnr" else None
+    frozen_before = {k: v.clone() for k, v in method.frozen.state_dict().items()}
+    out = method.training_step(Batch(views=(x1, x2), index=torch.arange(8)), StepContext())
+    q1, q2, k1, k2 = out["query"], out["query_view_2"], out["key"], out["key_view_2"]
+    p1, p2 = (torch.nn.functional.normalize(method.predictor(q), dim=1) for q in (q1, q2))
+    zb1, zb2 = out["frozen_1"], out["frozen_2"]
+    with torch.no_grad():
+        torch.testing.assert_close(zb1, method.frozen(x1))  # the frozen encoder in eval mode gives the same
+    if kind == "cassle":
+        expected = mocov2plus_loss(q1, q2, k1, k2, queues, 0.2) + contrastive_distill_loss(p1, p2, zb1, zb2, 0.2)
+    else:
+        expected = pnr_moco_loss(q1, q2, k1, k2, p1, p2, zb1, zb2, queues, old, 0.2, 0.2)
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
+    out["loss"].backward()
+    assert all(p.grad is None for p in method.frozen.parameters())
+    assert any(p.grad is not None for p in method.predictor.parameters())
+    method.after_step(out, Batch(views=(), index=torch.arange(8)))
+    assert all(torch.equal(v, method.frozen.state_dict()[k]) for k, v in frozen_before.items())
+    if kind == "pnr":
+        torch.testing.assert_close(method.old_queue.keys[:8], zb1)  # frozen outputs become pseudo-negatives
+    assert not method.frozen.training and method.base.training
+
+
+def test_a_task_starts_from_the_previous_checkpoint_plain_or_regularised():
+    plain = build_method(load_config(None, BASE), 3, 100, 0).double()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.add_(0.01)
+    pnr = build("pnr")
+    pnr.load_initial_state(plain.state_dict())  # task 0 was plain MoCo-v2+
+    for key, value in plain.encoder_q.state_dict().items():
+        assert torch.equal(pnr.base.encoder_q.state_dict()[key], value)
+        assert torch.equal(pnr.frozen.state_dict()[key], value)  # the frozen copy is the previous encoder
+    pnr.old_queue.keys.mul_(-1)
+    following = build("pnr", task=2)
+    following.load_initial_state(pnr.state_dict())  # task 2 restores the old queues of task 1
+    assert torch.equal(following.old_queue.keys, pnr.old_queue.keys)
+    assert torch.equal(following.frozen.state_dict()["head.0.weight"], pnr.base.encoder_q.state_dict()["head.0.weight"])
+
+
+def test_regularisers_need_the_mocov2plus_base():
+    with pytest.raises(ConfigError, match="continual.regularizer=pnr is built for the MoCo-v2\\+ base only"):
+        load_config(None, ["method.name=simclr", "continual.regularizer=pnr"])
+    with pytest.raises(ConfigError, match="method.symmetric=true"):
+        load_config(None, ["method.name=moco_v2", "continual.regularizer=cassle"])
+    assert type(build("cassle", task=0)).__name__ == "MoCo"  # task 0 is the plain base
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cassle", "pnr"])
+def test_a_regularised_stream_runs_end_to_end(tmp_path, kind):
+    from tiny_runs import tiny
+
+    from synco.continual.run import run_continual
+    from synco.engine.checkpoint import load_checkpoint
+
+    cfg = tiny(tmp_path, "continual.tasks=2", "continual.task_classes=[[0,1,2,3,4],[5,6,7,8,9]]", "train.epochs=1",
+               "data.subset=512", "method.queue_size=128", "method.symmetric=true", "method.name=moco_v2",
+               f"continual.regularizer={kind}", "eval.analysis_every=null")
+    record = run_continual(cfg)
+    assert len(record["continual/R_matrix"]) == 2
+    state = load_checkpoint(tmp_path / "task_1" / "checkpoints" / "last.ckpt")["model"]
+    assert any(k.startswith("frozen.") for k in state) and any(k.startswith("predictor.") for k in state)
+    assert ("old_queue.keys" in state) == (kind == "pnr")
