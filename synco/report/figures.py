@@ -216,6 +216,39 @@ class _Figures:
                   "pooled (SynCo Fig. 5)")
 
 
+def _continual(figures: _Figures) -> None:
+    """Continual streams: the accuracy matrix R of the first run of each setting as a heat map, and the
+    accuracy on every task after each task (one colour per setting, mean over seeds)."""
+    import numpy as np
+
+    streams = [run for run in _first_of_each_setting(figures.runs) if run.last("continual/R_matrix")]
+    if not streams:
+        return
+    plt = figures.plt
+    fig, axes = plt.subplots(1, len(streams), figsize=(3.2 * len(streams), 3), squeeze=False)
+    for ax, run in zip(axes[0], streams):
+        matrix = np.array(run.last("continual/R_matrix"))
+        image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_title(figures.label(run.group), fontsize=8)
+        ax.set_xlabel("task j (evaluated)")
+        ax.set_ylabel("after task i")
+    fig.colorbar(image, ax=axes[0][-1], shrink=0.8, label="kNN top-1 %")
+    figures.save(fig, "continual_R.png", "accuracy matrix R[i][j] of continual streams (first seed of each setting)")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for group, members in figures.settings.items():
+        rows = [np.array(m.last("continual/R_matrix")).mean(axis=1) for m in members if m.last("continual/R_matrix")]
+        if rows:
+            mean = np.mean(rows, axis=0)
+            ax.plot(range(1, len(mean) + 1), mean, marker="o", color=figures.colour[group], label=figures.label(group))
+    ax.set_xlabel("after task")
+    ax.set_ylabel("mean kNN top-1 over all tasks (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    figures.save(fig, "continual_curves.png", "mean accuracy over all tasks after each task, per setting")
+
+
 def write_figures(runs: list[Run], out: Path) -> list[tuple[str, str]]:
     """Write every figure the runs have metrics for into ``out``; returns (file name, caption) pairs."""
     figures = _Figures(runs, out)
@@ -239,4 +272,5 @@ def write_figures(runs: list[Run], out: Path) -> list[tuple[str, str]]:
     figures.strategies()
     figures.align_uniform()
     figures.class_concentration()
+    _continual(figures)
     return figures.written

@@ -39,6 +39,8 @@ FINAL_COLUMNS = [
     ("analysis/align", "align"),
     ("analysis/uniform", "uniform"),
     ("analysis/effective_rank", "eff. rank"),
+    ("continual/average_accuracy", "continual avg acc %"),
+    ("continual/average_forgetting", "forgetting"),
 ]
 
 
@@ -66,7 +68,10 @@ class Run:
 
     def last(self, key: str):
         values = self.series(key)[1]
-        return values[-1] if values else None
+        if values:
+            return values[-1]
+        # Records without an epoch (a continual stream's summary) count too.
+        return next((r[key] for r in reversed(self.records) if key in r), None)
 
     @property
     def supervision(self) -> str:

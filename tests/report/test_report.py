@@ -88,3 +88,20 @@ def test_fine_tuning_columns_follow_the_results_beside_the_runs(tmp_path):
     header, row = final_table([run])
     assert row[2] == "labels" and row[header.index("5-shot CE+SCHaNe top-1 %")] == "31.50"
     assert row[header.index("10 % labels top-1 %")] == "-"
+
+
+def test_continual_streams_get_their_heat_map_and_columns(tmp_path):
+    import json
+
+    from synco.report import write_report
+
+    for name, matrix in (("finetune_s0", [[80.0, 10.0], [40.0, 85.0]]), ("pnr_s0", [[80.0, 12.0], [60.0, 82.0]])):
+        (tmp_path / name).mkdir()
+        record = {"task": None, "finished": True, "continual/R_matrix": matrix,
+                  "continual/average_accuracy": sum(matrix[1]) / 2, "continual/average_forgetting": 80 - matrix[1][0]}
+        (tmp_path / name / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    page = write_report([tmp_path / "finetune_s0", tmp_path / "pnr_s0"], tmp_path / "report").read_text()
+    assert (tmp_path / "report" / "continual_R.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "continual_curves.png").stat().st_size > 1000
+    row = next(line for line in page.splitlines() if line.startswith("| pnr_s0"))
+    assert "71.00" in row and "20.00" in row  # average accuracy (60 + 82) / 2 and forgetting 80 - 60
