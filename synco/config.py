@@ -171,6 +171,7 @@ class ContinualConfig:
     distill_temperature: float = 0.2  # t_d of the distillation / stability term
     predictor_hidden: int = 2048  # hidden width of the predictor g
     frozen_batchnorm: str = "eval"  # the frozen previous model's batch norm: eval (PNR) or train (CaSSLe's code)
+    pseudo_negatives: str = "both"  # pnr: the old model's queue in both terms, or in the plasticity / stability one only
     current_task: Optional[int] = None  # set by synco continual in each task's run (0-based); not a user setting
 
 
@@ -258,6 +259,7 @@ def validate(cfg: DictConfig) -> None:
     choice(cfg, "continual.split", ("class", "data"))
     choice(cfg, "continual.regularizer", ("none", "cassle", "pnr"))
     choice(cfg, "continual.frozen_batchnorm", ("eval", "train"))
+    choice(cfg, "continual.pseudo_negatives", ("both", "plasticity", "stability"))
     if cfg.continual.regularizer != "none" and not OmegaConf.select(cfg, "method.symmetric", default=False):
         raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} is built for the MoCo-v2+ base only: "
                           f"method.name=moco_v2 (or mochi, synco) with method.symmetric=true, not "

@@ -15,7 +15,10 @@ zb = the frozen model's outputs of the same views:
     pnr      pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, current queues, old queues, t, t_d)
              (the base's own InfoNCE is replaced, as with the authors' ``--pnr_loss``)
 
-Only the MoCo-v2+ base (``method.symmetric=true``) is wired so far; other bases are refused by the config.
+``continual.pseudo_negatives=plasticity|stability`` keeps PNR's pseudo-negatives in one term only (the
+symmetry ablation). Each epoch logs the effective rank of the queues' keys (current and, for PNR, old
+outputs): how diverse the negatives are. Only the MoCo-v2+ base (``method.symmetric=true``) is wired so far;
+other bases are refused by the configuration.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class Regularized(Method):
     """A MoCo-v2+ base regularised towards the previous task's frozen encoder (CaSSLe or PNR)."""
 
     def __init__(self, base: MoCo, kind: str, hidden: int = 2048, distill_weight: float = 1.0,
-                 distill_temperature: float = 0.2, frozen_batchnorm: str = "eval", seed: int = 0) -> None:
+                 distill_temperature: float = 0.2, frozen_batchnorm: str = "eval", seed: int = 0,
+                 pseudo_negatives: str = "both") -> None:
         super().__init__()
         if base.second_queue is None:
             raise ValueError("continual regularisers need the MoCo-v2+ base (method.symmetric=true)")
@@ -58,6 +62,7 @@ class Regularized(Method):
         self.predictor = predictor(dim, hidden)
         self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         self.frozen_batchnorm = frozen_batchnorm
+        self.pseudo_negatives = pseudo_negatives
         self.old_queue = self.old_second_queue = None
         if kind == "pnr":
             size = base.queue.size
@@ -109,8 +114,21 @@ class Regularized(Method):
             current = torch.stack([self.base.queue.keys, self.base.second_queue.keys]).detach()
             old = torch.stack([self.old_queue.keys, self.old_second_queue.keys]).detach()
             out["loss"] = pnr_moco_loss(q1, q2, out["key"], out["key_view_2"], p1, p2, zb1, zb2, current, old,
-                                        self.base.temperature, self.distill_temperature)
+                                        self.base.temperature, self.distill_temperature, self.pseudo_negatives)
         out["frozen_1"], out["frozen_2"] = zb1, zb2
+        return out
+
+    def epoch_log(self, epoch: int) -> dict:
+        """The base's entries, and the diversity of the negatives in the queues: the effective rank (exp of the
+        entropy of the normalised singular values) of the current queues' keys and of PNR's old-output queues."""
+        from synco.analysis.representation import effective_rank
+
+        out = dict(self.base.epoch_log(epoch))
+        keys = torch.cat([self.base.queue.keys, self.base.second_queue.keys]).float().cpu()
+        out["continual/queue_effective_rank"] = effective_rank(keys)
+        if self.kind == "pnr":
+            old = torch.cat([self.old_queue.keys, self.old_second_queue.keys]).float().cpu()
+            out["continual/old_queue_effective_rank"] = effective_rank(old)
         return out
 
     def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:

@@ -47,20 +47,33 @@ def mocov2plus_loss(q1: torch.Tensor, q2: torch.Tensor, k1: torch.Tensor, k2: to
                 + _ce_with_negatives(q2, k1.detach(), queues[0].detach(), temperature)) / 2
 
 
+PSEUDO_NEGATIVES = ("both", "plasticity", "stability")
+
+
 def pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, current_queues, previous_queues,
-                  temperature: float = 0.2, distill_temperature: float = 0.2) -> torch.Tensor:
+                  temperature: float = 0.2, distill_temperature: float = 0.2,
+                  pseudo_negatives: str = "both") -> torch.Tensor:
     """PNR for MoCo (``moco_pnr_loss_func``): plasticity and stability terms, both against the pseudo-negatives
     of both queues (their state before this batch's enqueue), weights 1 (``loss_alpha`` and ``distill_lamb``
-    are parsed but unused in the authors' loss)."""
+    are parsed but unused in the authors' loss).
+
+    ``pseudo_negatives`` ablates the symmetry the paper argues for: ``"plasticity"`` or ``"stability"`` keeps
+    the previous model's queue in that term only (the other term contrasts against the current queue alone).
+    """
     _check_queues(current_queues, z1.shape[1], "current_queues")
     _check_queues(previous_queues, z1.shape[1], "previous_queues")
+    if pseudo_negatives not in PSEUDO_NEGATIVES:
+        raise ValueError(f"pseudo_negatives must be one of {PSEUDO_NEGATIVES}, got {pseudo_negatives!r}")
     zb1, zb2 = zb1.detach(), zb2.detach()
     with torch.autocast(z1.device.type, enabled=False):
         total = 0.0
         for z, k_other, p, zb, v in ((z1, k2, p1, zb1, 1), (z2, k1, p2, zb2, 0)):
-            negatives = torch.cat([current_queues[v], previous_queues[v]]).detach()  # (2K, D)
-            total = total + _ce_with_negatives(z, k_other.detach(), negatives, temperature)
-            total = total + _ce_with_negatives(p, zb, negatives, distill_temperature)
+            both = torch.cat([current_queues[v], previous_queues[v]]).detach()  # (2K, D)
+            current = current_queues[v].detach()
+            plastic = both if pseudo_negatives in ("both", "plasticity") else current
+            stable = both if pseudo_negatives in ("both", "stability") else current
+            total = total + _ce_with_negatives(z, k_other.detach(), plastic, temperature)
+            total = total + _ce_with_negatives(p, zb, stable, distill_temperature)
         return total / 2
 
 

@@ -162,5 +162,6 @@ def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed:
         from synco.continual.regularized import Regularized  # a later task of a regularised stream
 
         method = Regularized(method, continual.regularizer, continual.predictor_hidden, continual.distill_weight,
-                             continual.distill_temperature, continual.frozen_batchnorm, seed)
+                             continual.distill_temperature, continual.frozen_batchnorm, seed,
+                             continual.pseudo_negatives)
     return method

@@ -52,6 +52,13 @@ def test_the_step_is_the_papers_loss_of_its_own_tensors(kind):
     assert not method.frozen.training and method.base.training
 
 
+def test_pnr_symmetry_ablation_reaches_the_loss():
+    method = build_method(load_config(None, BASE + ["continual.regularizer=pnr", "continual.current_task=1",
+                                                    "continual.predictor_hidden=32",
+                                                    "continual.pseudo_negatives=stability"]), 3, 100, 0)
+    assert method.pseudo_negatives == "stability"
+
+
 def test_a_task_starts_from_the_previous_checkpoint_plain_or_regularised():
     plain = build_method(load_config(None, BASE), 3, 100, 0).double()
     with torch.no_grad():
@@ -93,3 +100,8 @@ def test_a_regularised_stream_runs_end_to_end(tmp_path, kind):
     state = load_checkpoint(tmp_path / "task_1" / "checkpoints" / "last.ckpt")["model"]
     assert any(k.startswith("frozen.") for k in state) and any(k.startswith("predictor.") for k in state)
     assert ("old_queue.keys" in state) == (kind == "pnr")
+    from synco.engine.metrics import read_metrics
+
+    epochs = [r for r in read_metrics(tmp_path / "task_1" / "metrics.jsonl") if "train/loss" in r]
+    assert 1 <= epochs[0]["continual/queue_effective_rank"] <= 128  # the queues' diversity, logged per epoch
+    assert ("continual/old_queue_effective_rank" in epochs[0]) == (kind == "pnr")

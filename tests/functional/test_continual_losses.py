@@ -115,3 +115,16 @@ def test_gradients_flow_to_the_current_model_only():
     assert zb1.grad is None and k1.grad is None  # frozen outputs and momentum keys are constants
     with pytest.raises(ValueError, match="previous_queues must be"):
         pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, cur, old[:1])
+
+
+@pytest.mark.parametrize("where", ["plasticity", "stability"])
+def test_pnr_moco_with_pseudo_negatives_in_one_term_only(where):
+    z1, z2, k1, k2, p1, p2, zb1, zb2 = (unit(B, D, seed=60 + s) for s in range(8))
+    cur, old = unit(2, K, D, seed=68), unit(2, K, D, seed=69)
+    expected = 0.0
+    for z, k, p, zb, v in ((z1, k2, p1, zb1, 1), (z2, k1, p2, zb2, 0)):
+        both, current = list(cur[v]) + list(old[v]), list(cur[v])
+        expected += ce_loop(z, k, both if where == "plasticity" else current, 0.2)
+        expected += ce_loop(p, zb, both if where == "stability" else current, 0.2)
+    got = pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, cur, old, pseudo_negatives=where)
+    assert got.item() == pytest.approx(expected / 2, rel=1e-10)
