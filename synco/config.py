@@ -172,6 +172,9 @@ class ContinualConfig:
     predictor_hidden: int = 2048  # hidden width of the predictor g
     frozen_batchnorm: str = "eval"  # the frozen previous model's batch norm: eval (PNR) or train (CaSSLe's code)
     pseudo_negatives: str = "both"  # pnr: the old model's queue in both terms, or in the plasticity / stability one only
+    # also R by an offline linear probe (on frozen features, restricted to each task's classes) with this many
+    # epochs, and after the last task a probe on all classes (the papers' headline); None: kNN only
+    linear_epochs: Optional[int] = None
     current_task: Optional[int] = None  # set by synco continual in each task's run (0-based); not a user setting
 
 
@@ -260,6 +263,7 @@ def validate(cfg: DictConfig) -> None:
     choice(cfg, "continual.regularizer", ("none", "cassle", "pnr"))
     choice(cfg, "continual.frozen_batchnorm", ("eval", "train"))
     choice(cfg, "continual.pseudo_negatives", ("both", "plasticity", "stability"))
+    at_least(cfg, "continual.linear_epochs", 1, optional=True)
     if cfg.continual.regularizer != "none" and not OmegaConf.select(cfg, "method.symmetric", default=False):
         raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} is built for the MoCo-v2+ base only: "
                           f"method.name=moco_v2 (or mochi, synco) with method.symmetric=true, not "

@@ -15,6 +15,9 @@ MoCo-v2+ base from task 1 on (``synco.continual.regularized``).
 Resume (``--resume``): finished tasks are skipped (their R rows are read back), the current task resumes
 exactly from its own checkpoint; a different split than the saved one is refused.
 
+With ``continual.linear_epochs`` the same matrix is also measured by an offline linear probe (one per task
+on its classes, frozen backbone features), and after the last task by a probe on all classes.
+
 R[i][j] is the weighted kNN top-1 (``eval.knn_k``, ``eval.knn_temperature``, backbone features) of task i's
 encoder with the memory bank and the test images restricted to task j's classes (class split), or on all
 classes (data split, where every task covers every class). The random-initialisation accuracies b_j for
@@ -73,6 +76,37 @@ def _task_accuracies(cfg: DictConfig, state: dict | None, train, bank, test, cla
     return row
 
 
+def _linear_row(cfg: DictConfig, state: dict, train, bank, test, classes, mean, std) -> tuple[list[float], float]:
+    """(linear-probe top-1 on each task's classes, linear-probe top-1 on all classes) of the checkpoint ``state``:
+    frozen backbone features, a probe per task trained on the bank images of its classes (labels renumbered
+    within the task), ``continual.linear_epochs`` epochs, lr ``linear.lr`` (30 when unset), as ``synco linear``."""
+    from synco.eval.evaluate import sharded_features
+    from synco.eval.linear import train_linear_on_features
+
+    method = build_method(cfg, train.channels, len(train), cfg.train.seed)
+    method.load_state_dict(state["model"])
+    model = feature_model(method, "backbone").eval()
+    extract = dict(batch_size=cfg.eval.batch_size, device="cpu", image_size=cfg.data.image_size,
+                   workers=cfg.data.num_workers)
+    bank_features, test_features = sharded_features(model, bank, mean, std, **extract), sharded_features(
+        model, test, mean, std, **extract)
+    lr = cfg.linear.lr if cfg.linear.lr is not None else 30.0
+
+    def probe(task_classes):
+        chosen = torch.tensor(task_classes)
+        rows, test_rows = torch.isin(bank.labels, chosen), torch.isin(test.labels, chosen)
+        renumber = torch.full((int(bank.labels.max()) + 1,), -1, dtype=torch.long)
+        renumber[chosen] = torch.arange(len(task_classes))
+        result = train_linear_on_features(bank_features[rows], renumber[bank.labels[rows]], test_features[test_rows],
+                                          renumber[test.labels[test_rows]], len(task_classes),
+                                          cfg.continual.linear_epochs, cfg.linear.batch_size, lr)
+        return result["top1"]
+
+    every_class = list(range(len(bank.classes)))
+    row = [probe(task_classes) for task_classes in (classes or [every_class] * cfg.continual.tasks)]
+    return row, probe(every_class)
+
+
 def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
     """Train ``cfg.continual.tasks`` tasks in turn; returns the final record (R and the continual metrics)."""
     from synco.engine.pretrain import checkpoint_path, pretrain
@@ -103,6 +137,8 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
     metrics_path = run_dir / "metrics.jsonl"
     records = read_metrics(metrics_path) if metrics_path.is_file() else []
     done = {r["task"]: r["continual/R"] for r in records if "continual/R" in r}  # rows of finished tasks
+    linear = {r["task"]: (r.get("continual/R_linear"), r.get("continual/linear_all_classes"))
+              for r in records if "continual/R" in r}
     metrics = MetricsWriter(metrics_path)
     try:
         random_init = _task_accuracies(cfg, None, pretraining, bank, test, classes, mean, std)
@@ -127,10 +163,20 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
             state = load_checkpoint(checkpoint_path(task_dir))
             task_mean, task_std = run_normalisation(state, task_cfg, labelled)  # what task t trained with
             row = _task_accuracies(task_cfg, state, pretraining, bank, test, classes, task_mean, task_std)
-            metrics.write({"task": t, "continual/R": row})
+            entry = {"task": t, "continual/R": row}
+            if ct.linear_epochs:
+                entry["continual/R_linear"], entry["continual/linear_all_classes"] = _linear_row(
+                    task_cfg, state, pretraining, bank, test, classes, task_mean, task_std)
+            metrics.write(entry)
+            linear[t] = entry.get("continual/R_linear"), entry.get("continual/linear_all_classes")
             matrix.append(row)
         record = {"task": None, "finished": True, "continual/R_matrix": matrix, "continual/random_init": random_init,
                   **summary(matrix, random_init)}
+        if ct.linear_epochs:  # the same metrics from the linear-probe R, and the all-class probe after the last task
+            linear_matrix = [linear[t][0] for t in range(ct.tasks)]
+            record["continual/R_linear_matrix"] = linear_matrix
+            record["continual/linear_all_classes"] = linear[ct.tasks - 1][1]
+            record.update({k.replace("continual/", "continual/linear_"): v for k, v in summary(linear_matrix).items()})
         metrics.write(record)
     finally:
         metrics.close()

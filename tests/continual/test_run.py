@@ -17,12 +17,35 @@ TASKS = ["continual.tasks=2", "continual.task_classes=[[0,1,2,3,4],[5,6,7,8,9]]"
 
 @pytest.mark.slow
 def test_two_tasks_then_resume_with_a_changed_split_is_refused(tmp_path):
-    cfg = tiny(tmp_path, *TASKS)
+    cfg = tiny(tmp_path, *TASKS, "continual.linear_epochs=2")
     record = run_continual(cfg)
     matrix = record["continual/R_matrix"]
     assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
     assert record["continual/average_accuracy"] == pytest.approx(sum(matrix[1]) / 2)
     assert record["continual/forgetting"] == [matrix[0][0] - matrix[1][0]]
+    linear = record["continual/R_linear_matrix"]  # the same matrix by linear probes, and the all-class probe
+    assert len(linear) == 2 and len(linear[1]) == 2
+    # R_linear[1][1] again, by hand: task 1's encoder, a probe on classes 5-9 renumbered 0-4.
+    from synco.data.loaders import channel_stats
+    from synco.engine.inputs import load_labelled_splits
+    from synco.eval.features import extract_features
+    from synco.eval.linear import train_linear_on_features
+    from synco.methods import build_method
+
+    state = load_checkpoint(tmp_path / "task_1" / "checkpoints" / "last.ckpt")
+    labelled, test = load_labelled_splits(cfg)
+    bank, test = labelled.head(256), test.head(128)
+    method = build_method(cfg, 1, 512, 0)
+    method.load_state_dict(state["model"])
+    mean, std = state["normalisation"]["mean"], state["normalisation"]["std"]
+    assert (mean, std) != tuple(channel_stats(labelled.images[:512]))  # task 1 normalised with its own images
+    features = [extract_features(method.backbone, d.images, mean, std) for d in (bank, test)]
+    keep = [d.labels >= 5 for d in (bank, test)]
+    by_hand = train_linear_on_features(features[0][keep[0]], bank.labels[keep[0]] - 5, features[1][keep[1]],
+                                       test.labels[keep[1]] - 5, 5, epochs=2, batch_size=256, lr=30.0)
+    assert linear[1][1] == by_hand["top1"]
+    assert record["continual/linear_average_accuracy"] == pytest.approx(sum(linear[1]) / 2)
+    assert 0 <= record["continual/linear_all_classes"] <= 100
     split = json.loads((tmp_path / "tasks.json").read_text())
     assert split["classes"] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     # Each task trained on its own images only: the task files hold the indices of its classes.
