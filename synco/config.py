@@ -172,6 +172,7 @@ class ContinualConfig:
     predictor_hidden: int = 2048  # hidden width of the predictor g
     frozen_batchnorm: str = "eval"  # the frozen previous model's batch norm: eval (PNR) or train (CaSSLe's code)
     pseudo_negatives: str = "both"  # pnr: the old model's queue in both terms, or in the plasticity / stability one only
+    negative_weight: float = 0.5  # pnr with byol: lambda_neg of the pushed-away other view (0.5 on CIFAR)
     # also R by an offline linear probe (on frozen features, restricted to each task's classes) with this many
     # epochs, and after the last task a probe on all classes (the papers' headline); None: kNN only
     linear_epochs: Optional[int] = None
@@ -264,10 +265,11 @@ def validate(cfg: DictConfig) -> None:
     choice(cfg, "continual.frozen_batchnorm", ("eval", "train"))
     choice(cfg, "continual.pseudo_negatives", ("both", "plasticity", "stability"))
     at_least(cfg, "continual.linear_epochs", 1, optional=True)
-    if cfg.continual.regularizer != "none" and not OmegaConf.select(cfg, "method.symmetric", default=False):
-        raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} is built for the MoCo-v2+ base only: "
-                          f"method.name=moco_v2 (or mochi, synco) with method.symmetric=true, not "
-                          f"method.name={cfg.method.name}")
+    base_ok = OmegaConf.select(cfg, "method.symmetric", default=False) or cfg.method.name in ("simclr", "hcl", "byol")
+    if cfg.continual.regularizer != "none" and not base_ok:
+        raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} has no form for method.name="
+                          f"{cfg.method.name}: use the MoCo-v2+ base (moco_v2, mochi or synco with method.symmetric=true), "
+                          "simclr, hcl or byol")
     choice(cfg, "finetune.weighting", ("anchor", "positive"))
     positive(cfg, "finetune.temperature")
     if not 0 <= cfg.finetune.contrastive_weight <= 1:

@@ -1,4 +1,4 @@
-"""CaSSLe and PNR as regularisers of a MoCo-v2+ base from the second task on (issue 13, in progress).
+"""CaSSLe and PNR as regularisers of a base method from the second task on (issue 13, in progress).
 
 From task t >= 1 the method holds, besides the base (online and momentum encoders, one queue per view):
 
@@ -8,17 +8,23 @@ From task t >= 1 the method holds, besides the base (online and momentum encoder
     old queues  (PNR) a queue per view of the frozen model's outputs, restored from the previous task's
                 checkpoint when it had them (as the authors' code), random otherwise
 
-and the loss of a batch, with z = the online queries q1, q2, k = momentum keys, p = normalize(g(z)),
-zb = the frozen model's outputs of the same views:
+and the loss of a batch, with z = the online projections (MoCo: the queries), k = momentum keys,
+p = g(z) (normalised for the contrastive families), zb = the frozen model's outputs of the same views:
 
-    cassle   mocov2plus_loss(...) + lambda contrastive_distill_loss(p1, p2, zb1, zb2, t_d)
-    pnr      pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, current queues, old queues, t, t_d)
-             (the base's own InfoNCE is replaced, as with the authors' ``--pnr_loss``)
+    MoCo-v2+ (method.symmetric=true)
+      cassle   mocov2plus_loss + lambda contrastive_distill_loss(p1, p2, zb1, zb2, t_d)
+      pnr      pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, current queues, old queues, t, t_d)
+               (the base's own InfoNCE is replaced, as with the authors' ``--pnr_loss``)
+    SimCLR
+      cassle   NT-Xent + lambda contrastive_distill_loss(p1, p2, zb1, zb2, t_d)
+      pnr      pnr_simclr_loss(p1, p2, z1, z2, zb1, zb2, t_d) (replaces NT-Xent: its plasticity term is it)
+    BYOL
+      cassle   BYOL + lambda predictive_distill_loss(p1, p2, zb1, zb2)
+      pnr      BYOL + pnr_byol_regularizer(p1, p2, zb1, zb2, lambda, lambda_neg)
 
 ``continual.pseudo_negatives=plasticity|stability`` keeps PNR's pseudo-negatives in one term only (the
 symmetry ablation). Each epoch logs the effective rank of the queues' keys (current and, for PNR, old
-outputs): how diverse the negatives are. Only the MoCo-v2+ base (``method.symmetric=true``) is wired so far;
-other bases are refused by the configuration.
+outputs): how diverse the negatives are. Other bases are refused by the configuration.
 """
 
 from __future__ import annotations
@@ -31,10 +37,18 @@ from torch import nn
 
 from synco import distributed
 from synco.data.batch import Batch
-from synco.functional import contrastive_distill_loss, pnr_moco_loss
+from synco.functional import (
+    contrastive_distill_loss,
+    pnr_byol_regularizer,
+    pnr_moco_loss,
+    pnr_simclr_loss,
+    predictive_distill_loss,
+)
 from synco.memory import NegativeQueue
 from synco.methods.base import Method, StepContext
+from synco.methods.byol import BYOL
 from synco.methods.moco import MoCo
+from synco.methods.two_view import TwoViewContrastive
 
 
 def predictor(dim: int, hidden: int) -> nn.Module:
@@ -43,28 +57,40 @@ def predictor(dim: int, hidden: int) -> nn.Module:
 
 
 class Regularized(Method):
-    """A MoCo-v2+ base regularised towards the previous task's frozen encoder (CaSSLe or PNR)."""
+    """A base regularised towards the previous task's frozen encoder (CaSSLe or PNR).
 
-    def __init__(self, base: MoCo, kind: str, hidden: int = 2048, distill_weight: float = 1.0,
+    Args:
+        negative_weight: PNR-BYOL's lambda_neg (0.5 on CIFAR in the authors' scripts).
+    """
+
+    def __init__(self, base: Method, kind: str, hidden: int = 2048, distill_weight: float = 1.0,
                  distill_temperature: float = 0.2, frozen_batchnorm: str = "eval", seed: int = 0,
-                 pseudo_negatives: str = "both") -> None:
+                 pseudo_negatives: str = "both", negative_weight: float = 0.5) -> None:
         super().__init__()
-        if base.second_queue is None:
-            raise ValueError("continual regularisers need the MoCo-v2+ base (method.symmetric=true)")
+        if isinstance(base, MoCo) and base.second_queue is not None:
+            self.family = "moco"
+        elif isinstance(base, BYOL):
+            self.family = "byol"
+        elif isinstance(base, TwoViewContrastive) and not base.needs_labels:
+            self.family = "simclr"
+        else:
+            raise ValueError("continual regularisers are built for MoCo-v2+ (method.symmetric=true), SimCLR-like "
+                             f"two-view methods and BYOL, not {type(base).__name__}")
         if kind not in ("cassle", "pnr"):
             raise ValueError(f"continual.regularizer must be cassle or pnr here, got {kind!r}")
         self.base, self.kind = base, kind
-        self.frozen = copy.deepcopy(base.encoder_q)
+        self.frozen = copy.deepcopy(base.online_encoder)
         for p in self.frozen.parameters():
             p.requires_grad_(False)
-        dim = base.queue.keys.shape[1]
+        dim = base.online_encoder.head(torch.zeros(2, base.online_encoder.backbone.feature_dim)).shape[1]
         torch.manual_seed(seed + 3)
         self.predictor = predictor(dim, hidden)
         self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         self.frozen_batchnorm = frozen_batchnorm
         self.pseudo_negatives = pseudo_negatives
+        self.negative_weight = negative_weight
         self.old_queue = self.old_second_queue = None
-        if kind == "pnr":
+        if kind == "pnr" and self.family == "moco":
             size = base.queue.size
             self.old_queue = NegativeQueue(size, dim, generator=torch.Generator().manual_seed(seed + 4))
             self.old_second_queue = NegativeQueue(size, dim, generator=torch.Generator().manual_seed(seed + 5))
@@ -77,7 +103,7 @@ class Regularized(Method):
 
     @property
     def temperature(self) -> float:
-        return self.base.temperature
+        return getattr(self.base, "temperature", self.distill_temperature)
 
     def trainable_parameters(self):
         return [*self.base.trainable_parameters(), *self.predictor.parameters()]
@@ -93,8 +119,8 @@ class Regularized(Method):
         when the previous task had them."""
         base_state = {k[len("base."):]: v for k, v in state.items() if k.startswith("base.")} or state
         self.base.load_initial_state(base_state)
-        self.frozen.load_state_dict(self.base.encoder_q.state_dict())
-        if self.kind == "pnr" and "old_queue.keys" in state:
+        self.frozen.load_state_dict(self.base.online_encoder.state_dict())
+        if self.old_queue is not None and "old_queue.keys" in state:
             self.old_queue.load_state_dict({k[len("old_queue."):]: v for k, v in state.items()
                                             if k.startswith("old_queue.")})
             self.old_second_queue.load_state_dict({k[len("old_second_queue."):]: v for k, v in state.items()
@@ -105,17 +131,31 @@ class Regularized(Method):
         view_1, view_2 = batch.views
         with torch.no_grad():
             zb1, zb2 = self.frozen(view_1), self.frozen(view_2)  # (b, D) the previous task's outputs
-        q1, q2 = out["query"], out["query_view_2"]
-        p1, p2 = F.normalize(self.predictor(q1), dim=1), F.normalize(self.predictor(q2), dim=1)
+        out["frozen_1"], out["frozen_2"] = zb1, zb2
+        if self.family == "moco":
+            q1, q2 = out["query"], out["query_view_2"]
+        else:
+            q1, q2 = out["z1"], out["z2"]
+        g1, g2 = self.predictor(q1), self.predictor(q2)
+        if self.family == "byol":  # BYOL's cosines normalise themselves
+            if self.kind == "cassle":
+                out["distill"] = predictive_distill_loss(g1, g2, zb1, zb2)
+                out["loss"] = out["loss"] + self.distill_weight * out["distill"]
+            else:
+                out["loss"] = out["loss"] + pnr_byol_regularizer(g1, g2, zb1, zb2, self.distill_weight,
+                                                                 self.negative_weight)
+            return out
+        p1, p2 = F.normalize(g1, dim=1), F.normalize(g2, dim=1)
         if self.kind == "cassle":
             out["distill"] = contrastive_distill_loss(p1, p2, zb1, zb2, self.distill_temperature)
             out["loss"] = out["loss"] + self.distill_weight * out["distill"]
+        elif self.family == "simclr":
+            out["loss"] = pnr_simclr_loss(p1, p2, q1, q2, zb1, zb2, self.distill_temperature)
         else:
             current = torch.stack([self.base.queue.keys, self.base.second_queue.keys]).detach()
             old = torch.stack([self.old_queue.keys, self.old_second_queue.keys]).detach()
             out["loss"] = pnr_moco_loss(q1, q2, out["key"], out["key_view_2"], p1, p2, zb1, zb2, current, old,
                                         self.base.temperature, self.distill_temperature, self.pseudo_negatives)
-        out["frozen_1"], out["frozen_2"] = zb1, zb2
         return out
 
     def epoch_log(self, epoch: int) -> dict:
@@ -124,16 +164,18 @@ class Regularized(Method):
         from synco.analysis.representation import effective_rank
 
         out = dict(self.base.epoch_log(epoch))
+        if self.family != "moco":
+            return out
         keys = torch.cat([self.base.queue.keys, self.base.second_queue.keys]).float().cpu()
         out["continual/queue_effective_rank"] = effective_rank(keys)
-        if self.kind == "pnr":
+        if self.old_queue is not None:
             old = torch.cat([self.old_queue.keys, self.old_second_queue.keys]).float().cpu()
             out["continual/old_queue_effective_rank"] = effective_rank(old)
         return out
 
     def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
         self.base.after_step(out, batch)
-        if self.kind == "pnr":  # the frozen outputs become the next batches' pseudo-negatives
+        if self.old_queue is not None:  # the frozen outputs become the next batches' pseudo-negatives
             index = distributed.all_gather_cat(batch.index)
             self.old_queue.enqueue(distributed.all_gather_cat(out["frozen_1"]), index)
             self.old_second_queue.enqueue(distributed.all_gather_cat(out["frozen_2"]), index)

@@ -163,5 +163,5 @@ def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed:
 
         method = Regularized(method, continual.regularizer, continual.predictor_hidden, continual.distill_weight,
                              continual.distill_temperature, continual.frozen_batchnorm, seed,
-                             continual.pseudo_negatives)
+                             continual.pseudo_negatives, continual.negative_weight)
     return method

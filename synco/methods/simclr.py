@@ -55,7 +55,7 @@ class SimCLR(TwoViewContrastive):
         all_z1 = distributed.all_gather_with_grad(z1)  # (B, D), gradient flows back to every rank
         all_z2 = distributed.all_gather_with_grad(z2)  # (B, D)
         offset = distributed.rank() * z1.shape[0]
-        return {"loss": self.criterion(z1, z2, all_z1, all_z2, offset)}
+        return {"loss": self.criterion(z1, z2, all_z1, all_z2, offset), "z1": z1, "z2": z2}
 
 
 def build_simclr(context: BuildContext) -> SimCLR:

@@ -41,7 +41,7 @@ class TwoViewContrastive(Method):
         return self.encoder
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
-        """The criterion of the global batch; ``z1``/``z2`` (this process's, detached) for the analyses."""
+        """The criterion of the global batch; ``z1``/``z2``: this process's embeddings (with their gradient)."""
         view_1, view_2 = batch.views
         z1, z2 = self.encoder(view_1), self.encoder(view_2)  # (b, D) each
         labels = None
@@ -52,4 +52,4 @@ class TwoViewContrastive(Method):
         all_z1 = distributed.all_gather_with_grad(z1)  # (B, D)
         all_z2 = distributed.all_gather_with_grad(z2)
         loss = self.criterion(all_z1, all_z2, labels)
-        return {"loss": loss, "z1": z1.detach(), "z2": z2.detach()}
+        return {"loss": loss, "z1": z1, "z2": z2}  # this process's embeddings (regularisers and analyses)

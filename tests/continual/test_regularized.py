@@ -77,8 +77,8 @@ def test_a_task_starts_from_the_previous_checkpoint_plain_or_regularised():
 
 
 def test_regularisers_need_the_mocov2plus_base():
-    with pytest.raises(ConfigError, match="continual.regularizer=pnr is built for the MoCo-v2\\+ base only"):
-        load_config(None, ["method.name=simclr", "continual.regularizer=pnr"])
+    with pytest.raises(ConfigError, match="continual.regularizer=pnr has no form for method.name=supcon"):
+        load_config(None, ["method.name=supcon", "continual.regularizer=pnr"])
     with pytest.raises(ConfigError, match="method.symmetric=true"):
         load_config(None, ["method.name=moco_v2", "continual.regularizer=cassle"])
     assert type(build("cassle", task=0)).__name__ == "MoCo"  # task 0 is the plain base
@@ -105,3 +105,28 @@ def test_a_regularised_stream_runs_end_to_end(tmp_path, kind):
     epochs = [r for r in read_metrics(tmp_path / "task_1" / "metrics.jsonl") if "train/loss" in r]
     assert 1 <= epochs[0]["continual/queue_effective_rank"] <= 128  # the queues' diversity, logged per epoch
     assert ("continual/old_queue_effective_rank" in epochs[0]) == (kind == "pnr")
+
+
+@pytest.mark.parametrize("name", ["simclr", "byol"])
+@pytest.mark.parametrize("kind", ["cassle", "pnr"])
+def test_simclr_and_byol_bases(name, kind):
+    from synco.functional import nt_xent_loss, pnr_byol_regularizer, pnr_simclr_loss, predictive_distill_loss
+    from synco.methods.byol import byol_loss
+
+    settings = ["model.backbone=small_cnn", "model.bn_splits=1", "model.embedding_dim=16", f"method.name={name}",
+                "train.batch_size=8", f"continual.regularizer={kind}", "continual.current_task=1",
+                "continual.predictor_hidden=32"] + (["method.predictor_hidden=32"] if name == "byol" else [])
+    method = build_method(load_config(None, settings), 3, 100, 0).double()
+    x1, x2 = views(1)
+    out = method.training_step(Batch(views=(x1, x2), index=torch.arange(8)), StepContext())
+    z1, z2, zb1, zb2 = out["z1"], out["z2"], out["frozen_1"], out["frozen_2"]
+    g1, g2 = method.predictor(z1), method.predictor(z2)
+    p1, p2 = (torch.nn.functional.normalize(g, dim=1) for g in (g1, g2))
+    if name == "simclr":
+        expected = (nt_xent_loss(z1, z2, 0.5) + contrastive_distill_loss(p1, p2, zb1, zb2, 0.2) if kind == "cassle"
+                    else pnr_simclr_loss(p1, p2, z1, z2, zb1, zb2, 0.2))
+    else:
+        base = byol_loss(out["p1"], out["p2"], method.base.target(x1), method.base.target(x2))
+        expected = base + (predictive_distill_loss(g1, g2, zb1, zb2) if kind == "cassle"
+                           else pnr_byol_regularizer(g1, g2, zb1, zb2, 1.0, 0.5))
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-9)
