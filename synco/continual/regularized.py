@@ -22,6 +22,8 @@ p = g(z) (normalised for the contrastive families), zb = the frozen model's outp
       cassle   BYOL + lambda predictive_distill_loss(p1, p2, zb1, zb2)
       pnr      BYOL + pnr_byol_regularizer(p1, p2, zb1, zb2, lambda, lambda_neg)
 
+With a SynCo base (``method.name=synco``, symmetric) PNR's plasticity terms also contrast against SynCo's
+synthetic negatives (made from the current queue) after the warm-up: an option no published code has.
 ``continual.pseudo_negatives=plasticity|stability`` keeps PNR's pseudo-negatives in one term only (the
 symmetry ablation). Each epoch logs the effective rank of the queues' keys (current and, for PNR, old
 outputs): how diverse the negatives are. Other bases are refused by the configuration.
@@ -154,8 +156,12 @@ class Regularized(Method):
         else:
             current = torch.stack([self.base.queue.keys, self.base.second_queue.keys]).detach()
             old = torch.stack([self.old_queue.keys, self.old_second_queue.keys]).detach()
+            synthetic = None
+            if out["synthetic_logits"].shape[1]:  # SynCo base after its warm-up: synthetic negatives in plasticity
+                synthetic = (out["synthetic_logits"], out["synthetic_logits_view_2"])
             out["loss"] = pnr_moco_loss(q1, q2, out["key"], out["key_view_2"], p1, p2, zb1, zb2, current, old,
-                                        self.base.temperature, self.distill_temperature, self.pseudo_negatives)
+                                        self.base.temperature, self.distill_temperature, self.pseudo_negatives,
+                                        synthetic)
         return out
 
     def epoch_log(self, epoch: int) -> dict:

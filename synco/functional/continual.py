@@ -25,11 +25,15 @@ import torch.nn.functional as F
 
 
 def _ce_with_negatives(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
-                       temperature: float) -> torch.Tensor:
-    """mean_i -log softmax([a_i.b_i, a_i.n_1, ..., a_i.n_M] / t)[0]; anchor, positive (B, D), negatives (M, D)."""
+                       temperature: float, extra_logits: torch.Tensor | None = None) -> torch.Tensor:
+    """mean_i -log softmax([a_i.b_i, a_i.n_1, ..., a_i.n_M, extra_i] / t)[0]; anchor, positive (B, D), negatives
+    (M, D), extra_logits (B, S) un-tempered dot products of further negatives (SynCo's synthetic ones)."""
     dtype = torch.promote_types(anchor.dtype, torch.float32)
     anchor, positive, negatives = anchor.to(dtype), positive.to(dtype), negatives.to(dtype)
-    logits = torch.cat([(anchor * positive).sum(dim=1, keepdim=True), anchor @ negatives.T], dim=1) / temperature
+    parts = [(anchor * positive).sum(dim=1, keepdim=True), anchor @ negatives.T]
+    if extra_logits is not None:
+        parts.append(extra_logits.to(dtype))
+    logits = torch.cat(parts, dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(len(anchor), dtype=torch.long, device=anchor.device))
 
 
@@ -52,13 +56,15 @@ PSEUDO_NEGATIVES = ("both", "plasticity", "stability")
 
 def pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, current_queues, previous_queues,
                   temperature: float = 0.2, distill_temperature: float = 0.2,
-                  pseudo_negatives: str = "both") -> torch.Tensor:
+                  pseudo_negatives: str = "both", synthetic_logits: tuple | None = None) -> torch.Tensor:
     """PNR for MoCo (``moco_pnr_loss_func``): plasticity and stability terms, both against the pseudo-negatives
     of both queues (their state before this batch's enqueue), weights 1 (``loss_alpha`` and ``distill_lamb``
     are parsed but unused in the authors' loss).
 
     ``pseudo_negatives`` ablates the symmetry the paper argues for: ``"plasticity"`` or ``"stability"`` keeps
     the previous model's queue in that term only (the other term contrasts against the current queue alone).
+    ``synthetic_logits=(s1, s2)``, (B, S) un-tempered logits of z1 and z2 against synthetic negatives (SynCo's,
+    made from the current queue), adds them to the plasticity terms' negatives: an option no published code has.
     """
     _check_queues(current_queues, z1.shape[1], "current_queues")
     _check_queues(previous_queues, z1.shape[1], "previous_queues")
@@ -67,12 +73,13 @@ def pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, current_queues, previous_que
     zb1, zb2 = zb1.detach(), zb2.detach()
     with torch.autocast(z1.device.type, enabled=False):
         total = 0.0
-        for z, k_other, p, zb, v in ((z1, k2, p1, zb1, 1), (z2, k1, p2, zb2, 0)):
+        extras = synthetic_logits if synthetic_logits is not None else (None, None)
+        for z, k_other, p, zb, v, extra in ((z1, k2, p1, zb1, 1, extras[0]), (z2, k1, p2, zb2, 0, extras[1])):
             both = torch.cat([current_queues[v], previous_queues[v]]).detach()  # (2K, D)
             current = current_queues[v].detach()
             plastic = both if pseudo_negatives in ("both", "plasticity") else current
             stable = both if pseudo_negatives in ("both", "stability") else current
-            total = total + _ce_with_negatives(z, k_other.detach(), plastic, temperature)
+            total = total + _ce_with_negatives(z, k_other.detach(), plastic, temperature, extra)
             total = total + _ce_with_negatives(p, zb, stable, distill_temperature)
         return total / 2
 

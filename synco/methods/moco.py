@@ -133,6 +133,7 @@ class MoCo(Method):
             out["loss"] = (out["loss"] + back["loss"]) / 2
             out["key_view_2"], out["key"] = out["key"], back["key"]  # keys of view 2 and of view 1
             out["query_view_2"] = back["query"]  # q2, for regularisers of the two directions (PNR)
+            out["synthetic_logits_view_2"] = back["synthetic_logits"]  # q2's synthetic negatives (PNR + SynCo)
         if context.observe:
             queue = self.second_queue if self.second_queue is not None else self.queue
             out["queue_image_index"] = queue.image_index

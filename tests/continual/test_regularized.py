@@ -130,3 +130,24 @@ def test_simclr_and_byol_bases(name, kind):
         expected = base + (predictive_distill_loss(g1, g2, zb1, zb2) if kind == "cassle"
                            else pnr_byol_regularizer(g1, g2, zb1, zb2, 1.0, 0.5))
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-9)
+
+
+def test_pnr_with_a_synco_base_puts_synthetic_negatives_in_the_plasticity_terms():
+    settings = [s for s in BASE if s != "method.name=moco_v2"] + [
+        "method.name=synco", "method.negatives.num_hard=8", "method.negatives.warmup_epochs=0",
+        "continual.regularizer=pnr", "continual.current_task=1", "continual.predictor_hidden=32"]
+    method = build_method(load_config(None, settings), 3, 100, 0).double()
+    x1, x2 = views(2)
+    queues = torch.stack([method.base.queue.keys, method.base.second_queue.keys]).clone()
+    old = torch.stack([method.old_queue.keys, method.old_second_queue.keys]).clone()
+    out = method.training_step(Batch(views=(x1, x2), index=torch.arange(8)),
+                               StepContext(epoch=1, generator=torch.Generator().manual_seed(0)))
+    assert out["synthetic_logits"].shape[1] > 0 and out["synthetic_logits_view_2"].shape == out["synthetic_logits"].shape
+    p1, p2 = (torch.nn.functional.normalize(method.predictor(q), dim=1) for q in (out["query"], out["query_view_2"]))
+    synthetic = (out["synthetic_logits"], out["synthetic_logits_view_2"])
+    expected = pnr_moco_loss(out["query"], out["query_view_2"], out["key"], out["key_view_2"], p1, p2,
+                             out["frozen_1"], out["frozen_2"], queues, old, 0.2, 0.2, "both", synthetic)
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
+    without = pnr_moco_loss(out["query"], out["query_view_2"], out["key"], out["key_view_2"], p1, p2,
+                            out["frozen_1"], out["frozen_2"], queues, old, 0.2, 0.2)
+    assert out["loss"].item() > without.item()  # the extra negatives are in the denominators

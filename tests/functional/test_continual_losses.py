@@ -128,3 +128,18 @@ def test_pnr_moco_with_pseudo_negatives_in_one_term_only(where):
         expected += ce_loop(p, zb, both if where == "stability" else current, 0.2)
     got = pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, cur, old, pseudo_negatives=where)
     assert got.item() == pytest.approx(expected / 2, rel=1e-10)
+
+
+def test_pnr_moco_with_synthetic_negatives_in_the_plasticity_terms():
+    z1, z2, k1, k2, p1, p2, zb1, zb2 = (unit(B, D, seed=70 + s) for s in range(8))
+    cur, old = unit(2, K, D, seed=78), unit(2, K, D, seed=79)
+    s1, s2 = unit(B, 3, D, seed=80), unit(B, 3, D, seed=81)  # 3 synthetic vectors per query
+    logits = (torch.einsum("bd,bsd->bs", z1, s1), torch.einsum("bd,bsd->bs", z2, s2))
+    expected = 0.0
+    for z, k, p, zb, v, syn in ((z1, k2, p1, zb1, 1, s1), (z2, k1, p2, zb2, 0, s2)):
+        both = list(cur[v]) + list(old[v])
+        for i in range(B):  # plasticity: the queues and this query's own synthetic negatives
+            expected += ce_loop(z[i:i + 1], k[i:i + 1], both + list(syn[i]), 0.2) / B
+        expected += ce_loop(p, zb, both, 0.2)
+    got = pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, cur, old, synthetic_logits=logits)
+    assert got.item() == pytest.approx(expected / 2, rel=1e-10)
