@@ -148,6 +148,3 @@ def test_pnr_with_a_synco_base_puts_synthetic_negatives_in_the_plasticity_terms(
     expected = pnr_moco_loss(out["query"], out["query_view_2"], out["key"], out["key_view_2"], p1, p2,
                              out["frozen_1"], out["frozen_2"], queues, old, 0.2, 0.2, "both", synthetic)
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
-    without = pnr_moco_loss(out["query"], out["query_view_2"], out["key"], out["key_view_2"], p1, p2,
-                            out["frozen_1"], out["frozen_2"], queues, old, 0.2, 0.2)
-    assert out["loss"].item() > without.item()  # the extra negatives are in the denominators
