@@ -261,8 +261,8 @@ def write_figures(runs: list[Run], out: Path) -> list[tuple[str, str]]:
     figures.lines([(f"analysis/assumption1/{name}", f" ({label})") for name, label in _HSCL_SETTINGS],
                   "share of anchors", "assumption1.png",
                   "anchors satisfying H-SCL's Assumption 1 on held-out images, per setting (H-SCL Fig. 4)")
-    figures.lines([("analysis/loss/ucl", " UCL"), ("analysis/loss/hucl/beta_1", " H-UCL(beta 1)"),
-                   ("analysis/loss/scl", " SCL"), ("analysis/loss/hscl/beta_1", " H-SCL(beta 1)")],
+    figures.lines([("analysis/loss/ucl", " UCL"), ("analysis/loss/hucl/beta_1", " H-UCL, beta 1"),
+                   ("analysis/loss/scl", " SCL"), ("analysis/loss/hscl/beta_1", " H-SCL, beta 1")],
                   "loss on held-out images", "four_losses.png",
                   "UCL, H-UCL, SCL and H-SCL (beta = 1) of the same held-out batches, whatever was trained "
                   "(H-SCL Fig. 5; the other settings are in metrics.jsonl)")
