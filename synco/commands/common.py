@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from synco.config import ConfigError
 from synco.engine.checkpoint import CheckpointError
@@ -44,3 +45,33 @@ def add_run_arguments(parser, overrides_help: str) -> None:
     parser.add_argument("overrides", nargs="*", help=overrides_help)
     parser.add_argument("--recipe", default=None, help="YAML merged over the run's saved configuration")
     parser.add_argument("--device", default=None, help="sets trainer.accelerator (cpu, cuda, auto); default: the run's")
+
+
+def load_recipe(args):
+    """The validated configuration of ``args.config`` with ``args.overrides``, or None after printing the error."""
+    from synco.config import load_config
+
+    try:
+        return load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"synco: configuration error: {err}", file=sys.stderr)
+        return None
+
+
+def run_training(call, interrupted: Callable[[], str]) -> tuple[object, int | None]:
+    """``(call(), None)``, or ``(None, exit code)`` after printing one line: 130 on Ctrl-C (with
+    ``interrupted()``, what the user can do, on rank 0), 2 for a user error, 3 for a non-finite loss."""
+    from synco.engine.pretrain import NonFiniteLossError
+
+    try:
+        return call(), None
+    except KeyboardInterrupt:
+        if not other_rank():
+            print(f"\nsynco: interrupted. {interrupted()}", file=sys.stderr)
+        return None, 130
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        print(f"synco: error: {err}", file=sys.stderr)
+        return None, 2
+    except NonFiniteLossError as err:
+        print(f"synco: training stopped: {err}", file=sys.stderr)
+        return None, 3

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from synco.config import ConfigError, load_config
-from synco.engine.checkpoint import CheckpointError
+from synco.commands.common import load_recipe, run_training
 
 
 def add_parser(sub) -> None:
@@ -16,26 +13,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(f"synco: configuration error: {err}", file=sys.stderr)
+    cfg = load_recipe(args)
+    if cfg is None:
         return 2
     from synco.continual.run import run_continual
-    from synco.engine.pretrain import NonFiniteLossError
 
     command = " ".join(["synco continual", args.config, *args.overrides, "--resume"])
-    try:
-        record = run_continual(cfg, resume=args.resume)
-    except KeyboardInterrupt:
-        print(f"\nsynco: interrupted; every finished epoch is checkpointed. Continue with:\n  {command}", file=sys.stderr)
-        return 130
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as err:
-        print(f"synco: training stopped: {err}", file=sys.stderr)
-        return 3
+    record, code = run_training(lambda: run_continual(cfg, resume=args.resume),
+                                lambda: f"Every finished epoch is checkpointed; continue with:\n  {command}")
+    if code is not None:
+        return code
     if not record["finished"]:
         print(f"stopped inside task {record['task']} (train.stop_after); continue with:\n  {command}")
         return 0

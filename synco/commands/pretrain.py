@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import pickle
-import sys
 
-from synco.commands.common import other_rank
-from synco.config import ConfigError, load_config
-from synco.engine.checkpoint import CheckpointError
+from synco.commands.common import load_recipe, other_rank, run_training
 from synco.engine.metrics import read_metrics
 from synco.registry import METHODS
 
@@ -57,25 +54,14 @@ def resume_hint(run_dir: str, args) -> str:
 
 
 def run(args) -> int:
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(f"synco: configuration error: {err}", file=sys.stderr)
+    cfg = load_recipe(args)
+    if cfg is None:
         return 2
-    from synco.engine.pretrain import NonFiniteLossError, pretrain  # heavy imports after validation
+    from synco.engine.pretrain import pretrain  # heavy imports after validation
 
-    try:
-        record = pretrain(cfg, resume=args.resume)
-    except KeyboardInterrupt:
-        if not other_rank():
-            print(f"\nsynco: interrupted. {resume_hint(cfg.run_dir, args)}", file=sys.stderr)
-        return 130
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as err:
-        print(f"synco: training stopped: {err}", file=sys.stderr)
-        return 3
+    record, code = run_training(lambda: pretrain(cfg, resume=args.resume), lambda: resume_hint(cfg.run_dir, args))
+    if code is not None:
+        return code
     if other_rank():  # every process returns here; one report is enough
         return 0
     if record.get("finished"):

@@ -85,3 +85,18 @@ def test_resume_inside_a_task_gives_the_same_stream(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     config = (tmp_path / "sliced" / "task_1" / "config.yaml").read_text()
     assert str(tmp_path / "sliced" / "task_0" / "checkpoints" / "last.ckpt") in config  # task 1 starts from task 0
+
+
+def test_the_command_refuses_more_tasks_than_classes_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "synco.cli", "continual", "configs/pretrain/fashion_mnist/moco_v2.yaml",
+                           f"run_dir={tmp_path}/run", "continual.tasks=11", f"data.cache_dir={tmp_path}/cache"],
+                          cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "synco: error: continual.tasks=11 is more than the 10 classes: a task would be empty"]
+    assert not (tmp_path / "run").exists()  # nothing written
