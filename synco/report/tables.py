@@ -88,6 +88,8 @@ class Run:
         linear = self.path / "linear" / "metrics.jsonl"
         if linear.is_file():
             out["linear/top1_mean"] = read_metrics(linear)[-1].get("linear/top1_mean")
+        elif self.last("continual/linear_all_classes") is not None:  # a stream's all-class probe after its last task
+            out["linear/top1_mean"] = self.last("continual/linear_all_classes")
         for tag in self.finetune_tags():
             out[f"finetune_{tag}/top1_mean"] = read_metrics(self.path / f"finetune_{tag}" / "metrics.jsonl")[-1].get(
                 "finetune/top1_mean")
