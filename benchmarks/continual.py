@@ -39,9 +39,11 @@ def main() -> None:
     parser.add_argument("--regularizers", nargs="+", default=["none", "cassle", "pnr"])
     parser.add_argument("--linear-epochs", type=int, default=10)
     parser.add_argument("--no-joint", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the recipe (every run)")
     args = parser.parse_args()
     out = Path(args.out) / "runs"
-    common = ["train.progress=false", f"continual.linear_epochs={args.linear_epochs}", "eval.test_subset=5000"]
+    common = ["train.progress=false", f"continual.linear_epochs={args.linear_epochs}", "eval.test_subset=5000",
+              *args.overrides]
     names = []
     for seed in args.seeds:
         for regularizer in args.regularizers:
@@ -59,9 +61,9 @@ def main() -> None:
             if not (run_dir / "linear" / "metrics.jsonl").is_file():
                 if not finished(run_dir):
                     synco("pretrain", args.recipe, f"train.seed={seed}", f"run_dir={run_dir}", "train.progress=false",
-                          "eval.test_subset=5000", "--resume" if run_dir.exists() else "--quiet")
+                          "eval.test_subset=5000", *args.overrides, "--resume" if run_dir.exists() else "--quiet")
                 synco("linear", str(run_dir), "--recipe", "configs/linear/small.yaml",
-                      f"linear.epochs={args.linear_epochs}", "linear.seeds=[0]", "eval.test_subset=5000", "--quiet")
+                      f"linear.epochs={args.linear_epochs}", "linear.seeds=[0]", "--quiet")
             names.append(f"joint_s{seed}")
             print(f"joint_s{seed}: {time.time() - started:.0f} s", flush=True)
     synco("report", *[str(out / name) for name in names], "--out", str(Path(args.out)))
