@@ -23,4 +23,10 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     echo "warning: apt-get not found; install Debian's dataset-fashion-mnist or point data.root at torchvision's FashionMNIST files" >&2
   fi
 fi
+# trainer.compile (torch.compile's Inductor) builds C++ kernels on CPUs: it needs a C++ compiler (g++).
+# Without one, compiled training falls back to eager with a warning; the tests expect one.
+if ! command -v g++ >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq g++ >/dev/null
+fi
 echo "setup done: $(.venv/bin/python -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"

@@ -86,6 +86,10 @@ class TrainConfig:
     progress: bool = True  # a progress bar on a terminal (never written into redirected output)
 
 
+#: torch.compile's modes (``trainer.compile_mode``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class TrainerConfig:
     accelerator: str = "auto"  # Lightning's values: auto, cpu, cuda/gpu, mps
@@ -93,6 +97,10 @@ class TrainerConfig:
     num_nodes: int = 1  # machines; processes = devices x num_nodes
     precision: str = "32-true"  # Lightning's values: 32-true, bf16-mixed, 16-mixed (GPU), ...
     strategy: str = "auto"  # auto/ddp: DDP without buffer broadcasts (queues agree by construction)
+    # torch.compile (Inductor) for training: encoders, loss modules and SynCo's negatives path after the
+    # selection (docs/performance.md); eager with one warning line where no compiler works
+    compile: bool = False
+    compile_mode: str = "default"  # torch.compile's mode: default, reduce-overhead (GPU), max-autotune
     # glibc only: reuse freed large CPU blocks instead of page-faulting them anew (engine/cpu_memory.py)
     reuse_cpu_memory: bool = True
     # Lightning loggers that receive the numeric metrics besides metrics.jsonl: csv, tensorboard, wandb
@@ -237,6 +245,7 @@ def validate(cfg: DictConfig) -> None:
     choice(cfg, "train.schedule", SCHEDULES)
     choice(cfg, "train.optimizer", OPTIMIZERS)
     choice(cfg, "eval.feature", FEATURES)
+    choice(cfg, "trainer.compile_mode", COMPILE_MODES)
     for logger in cfg.trainer.loggers:
         if logger not in LOGGERS:
             raise ConfigError(f"trainer.loggers: {logger!r} is not allowed; choose among {list(LOGGERS)}")

@@ -35,6 +35,7 @@ class HeadSetting:
     dtype: str = "float32"
     device: str = "cpu"
     repeats: int = 7
+    compile: bool = False  # also each head with ``Method.compile_parts`` (torch.compile), side by side
 
 
 def _negatives(setting: HeadSetting) -> dict[str, SyntheticNegatives | None]:
@@ -57,12 +58,18 @@ def _head_functions(setting: HeadSetting) -> tuple[dict, dict]:
     key = F.normalize(torch.randn(setting.batch, setting.dim, generator=g), dim=1).to(device, dtype)
     queue_generator = torch.Generator().manual_seed(1)
     fns, methods = {}, {}
-    for name, negatives in _negatives(setting).items():
+    heads = list(_negatives(setting).items())
+    if setting.compile:  # fresh generators, same settings: the compiled twins of every head but the vector path
+        heads += [(f"{name}, compiled", negatives) for name, negatives in _negatives(setting).items()
+                  if "vector" not in name]
+    for name, negatives in heads:
         method = MoCo(
             Encoder(nn.Identity(), nn.Identity()), NegativeQueue(setting.queue, setting.dim, generator=queue_generator),
             InfoNCE(setting.temperature), negatives=negatives,
         ).to(device)
         method.queue.keys = method.queue.keys.to(dtype)
+        if name.endswith(", compiled"):
+            method.compile_parts()
         synthesis = torch.Generator(device=device).manual_seed(2)
 
         def head(method=method, synthesis=synthesis):
@@ -74,19 +81,28 @@ def _head_functions(setting: HeadSetting) -> tuple[dict, dict]:
 
 
 def run_heads(setting: HeadSetting) -> list[dict]:
-    """Median time (forward + backward), median paired ratio to MoCo-v2 and peak memory; a row per head."""
+    """Median time (forward + backward), median paired ratio to MoCo-v2 and peak memory; a row per head.
+
+    With ``setting.compile`` every head also runs compiled; ``same_mode_ratio`` is then the ratio to
+    MoCo-v2 in the same mode (compiled to compiled: each at its best) and ``speedup`` the eager head's time
+    over the compiled one's (paired per round). The compile warm-up happens in the untimed first rounds.
+    """
     device = torch.device(setting.device)
     fns, methods = _head_functions(setting)
     times = timed_rounds(fns, setting.repeats, device)
     ratios = median_ratios(times, "MoCo-v2")
+    compiled_ratios = median_ratios(times, "MoCo-v2, compiled") if setting.compile else {}
     rows = []
     for name, fn in fns.items():
         negatives = methods[name].negatives
+        eager = name.removesuffix(", compiled")
         rows.append({
             "head": name,
             "synthetic": negatives.num_synthetic if negatives is not None else 0,
             "ms": statistics.median(times[name]),
             "time_ratio": ratios[name],
+            "same_mode_ratio": compiled_ratios.get(name, ratios[name]),
+            "speedup": statistics.median(e / c for e, c in zip(times[eager], times[name])),
             "peak_mib": peak_mib(fn, device),
         })
     for row in rows:

@@ -1,8 +1,9 @@
 """Whole training steps at the CPU recipe's scale, and the input pipeline that feeds them.
 
 Measures side by side, on real images of the recipe's dataset:
-  - one training step (both encoders forward, backward, SGD, momentum update, enqueue) of MoCo-v2,
-    MoCHI and SynCo, built from the same recipe with only ``method.name`` changed, synthesis on;
+  - one training step (encoders forward, backward, SGD, momentum update, enqueue) of MoCo-v2, MoCHI, SynCo
+    (the same recipe with only ``method.name`` changed, synthesis on) and SimCLR (its recipe beside them),
+    eager and, when asked, with ``trainer.compile`` (``Method.compile_parts``);
   - batched augmentation of two views of a batch (``synco.data.batch_augment``, what the trainer
     uses by default), and per-image torchvision augmentation on one thread (what one DataLoader
     worker delivers).
@@ -11,6 +12,7 @@ Measures side by side, on real images of the recipe's dataset:
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -25,7 +27,7 @@ from synco.data.transforms import TwoViews, pretrain_transform
 from synco.methods import StepContext, build_method
 from synco.negatives import COUNT_KEYS
 
-METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo"}
+METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo", "simclr": "SimCLR"}
 
 
 def run_steps(
@@ -36,8 +38,11 @@ def run_steps(
     synthetic: bool = False,
     device: str = "cpu",
     batch: int | None = None,
+    compile: bool = False,
 ) -> dict:
-    """Returns ``{"setting": str, "steps": rows, "pipeline": rows}`` with ms, images/s and ratios.
+    """Returns ``{"setting": str, "steps": rows, "pipeline": rows, "warmup_s": float}`` with ms, images/s and
+    ratios; with ``compile`` every method also runs compiled (rows "<method>, compiled"), ``same_mode_ratio``
+    is the ratio to MoCo-v2 in the same mode and ``speedup`` the eager step's time over the compiled one's.
 
     Args:
         recipes: directory holding the recipes of the three methods.
@@ -68,9 +73,17 @@ def run_steps(
         view_pairs = [torch.stack([augment(images_on_device, g), augment(images_on_device, g)])]
 
     step_fns, memory = {}, {}
-    for method_name, label in METHODS.items():
-        method_cfg = load_config(str(Path(recipes) / pattern.format(method=method_name)), overrides)
+    variants = [(name, label, False) for name, label in METHODS.items()]
+    if compile:
+        variants += [(name, f"{label}, compiled", True) for name, label in METHODS.items()]
+    for method_name, label, compiled in variants:
+        recipe = Path(recipes) / pattern.format(method=method_name)
+        if not recipe.is_file():  # e.g. no SimCLR recipe beside ImageNet's MoCo family
+            continue
+        method_cfg = load_config(str(recipe), overrides)
         method = build_method(method_cfg, channels, num_images, seed=0).to(device)
+        if compiled:
+            method.compile_parts()
         opt = torch.optim.SGD(method.trainable_parameters(), lr=cfg.train.lr, momentum=0.9)
         view_q, view_k = view_pairs[0]
         batch_of_views = Batch(views=(view_q, view_k), index=torch.arange(batch, device=device))
@@ -84,13 +97,22 @@ def run_steps(
             method.after_step(out, batch_of_views)
 
         step_fns[label] = step
-    step_times = timed_rounds(step_fns, repeats, device)
+    started = time.perf_counter()
+    for fn in step_fns.values():  # compile warm-up (and eager warm-up): two untimed calls each
+        fn()
+        fn()
+    warmup_s = time.perf_counter() - started
+    step_times = timed_rounds(step_fns, repeats, device, warmup=0)
     step_ms = {label: statistics.median(t) for label, t in step_times.items()}
     ratios = median_ratios(step_times, "MoCo-v2")
+    same_mode = median_ratios(step_times, "MoCo-v2, compiled") if compile else {}
     for label, fn in step_fns.items():
         memory[label] = peak_mib(fn, device)
     steps = [
         {"step": label, "ms": ms, "images_per_s": batch / ms * 1e3, "time_ratio": ratios[label],
+         "same_mode_ratio": same_mode.get(label, ratios[label]),
+         "speedup": statistics.median(e / c for e, c in zip(step_times[label.removesuffix(", compiled")],
+                                                            step_times[label])),
          "peak_mib": memory[label], "memory_ratio": memory[label] / memory["MoCo-v2"]}
         for label, ms in step_ms.items()
     ]
@@ -98,7 +120,7 @@ def run_steps(
                f"batch {batch}, K={cfg.method.queue_size}, N={cfg.method.negatives.num_hard}, "
                f"counts {tuple(cfg.method.negatives[k] for k in COUNT_KEYS)}, {device}")
     if synthetic:
-        return {"setting": setting, "steps": steps, "pipeline": []}
+        return {"setting": setting, "steps": steps, "pipeline": [], "warmup_s": warmup_s}
 
     per_image = TwoViews(pretrain_transform(
         cfg.data.augmentation, cfg.data.image_size, images.shape[1], mean, std, cfg.data.crop_min_scale
@@ -117,5 +139,5 @@ def run_steps(
     for row in pipeline:
         row["images_per_s"] = batch / row["ms"] * 1e3
         row["speed_vs_synco_step"] = synco_ms / row["ms"]
-    return {"setting": setting, "steps": steps, "pipeline": pipeline}
+    return {"setting": setting, "steps": steps, "pipeline": pipeline, "warmup_s": warmup_s}
 

@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     h.add_argument("--device", default="cpu")
     h.add_argument("--repeats", type=int, default=7)
+    h.add_argument("--compile", action="store_true",
+                   help="also each head compiled with torch.compile (trainer.compile), side by side")
     h.add_argument("--profile", action="store_true",
                    help="also print the self time per call of each operator, MoCo-v2 against SynCo")
     pipe = what.add_parser("pipeline", help="images/s of decoding + augmentation from image files (DataLoader workers)")
@@ -66,6 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--batch", type=int, default=None, help="images per step (default: the recipe's batch)")
     s.add_argument("--repeats", type=int, default=7)
+    s.add_argument("--compile", action="store_true",
+                   help="also each step with trainer.compile=true (torch.compile), side by side")
     s.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the recipe")
 
 
@@ -78,14 +82,15 @@ def run(args: argparse.Namespace) -> int:
         from synco.bench.heads import HeadSetting, run_heads
 
         setting = HeadSetting(args.batch, args.queue, args.dim, args.num_hard, tuple(args.counts),
-                              dtype=args.dtype, device=args.device, repeats=args.repeats)
+                              dtype=args.dtype, device=args.device, repeats=args.repeats, compile=args.compile)
         rows = run_heads(setting)
         print(f"negative head, forward + backward: B={setting.batch} K={setting.queue} D={setting.dim} "
               f"N={setting.num_hard} counts={setting.counts} {setting.dtype}; {_machine(setting.device)}, {malloc}; "
               f"medians of {setting.repeats} rounds in alternation; ratios: median of per-round ratios")
-        _print_table(rows, [("head", "head", ""), ("synthetic", "S", "d"), ("ms", "ms", ".1f"),
-                            ("time_ratio", "/ MoCo-v2", ".2f"), ("peak_mib", "peak MiB", ".1f"),
-                            ("memory_ratio", "/ MoCo-v2", ".2f")])
+        columns = [("head", "head", ""), ("synthetic", "S", "d"), ("ms", "ms", ".1f"), ("time_ratio", "/ MoCo-v2", ".2f")]
+        if args.compile:
+            columns += [("same_mode_ratio", "/ same-mode MoCo-v2", ".2f"), ("speedup", "eager / this", ".2f")]
+        _print_table(rows, columns + [("peak_mib", "peak MiB", ".1f"), ("memory_ratio", "/ MoCo-v2", ".2f")])
         if args.profile:
             from synco.bench.heads import profile_heads
 
@@ -131,11 +136,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from synco.bench.steps import run_steps
 
-    result = run_steps(args.recipes, args.repeats, args.overrides, args.pattern, args.synthetic, args.device, args.batch)
+    result = run_steps(args.recipes, args.repeats, args.overrides, args.pattern, args.synthetic, args.device, args.batch,
+                       args.compile)
     print(f"training step: {result['setting']}; {_machine(args.device)}, {malloc}; medians of {args.repeats} rounds in alternation; ratios: median of per-round ratios")
-    _print_table(result["steps"], [("step", "step", ""), ("ms", "ms", ".1f"), ("images_per_s", "images/s", ".0f"),
-                                   ("time_ratio", "/ MoCo-v2", ".3f"), ("peak_mib", "peak MiB", ".1f"),
-                                   ("memory_ratio", "/ MoCo-v2", ".2f")])
+    columns = [("step", "step", ""), ("ms", "ms", ".1f"), ("images_per_s", "images/s", ".0f"),
+               ("time_ratio", "/ MoCo-v2", ".3f")]
+    if args.compile:
+        columns += [("same_mode_ratio", "/ same-mode MoCo-v2", ".3f"), ("speedup", "eager / this", ".2f")]
+    _print_table(result["steps"], columns + [("peak_mib", "peak MiB", ".1f"), ("memory_ratio", "/ MoCo-v2", ".2f")])
+    if args.compile:
+        print(f"compile warm-up (first two calls of every compiled step, untimed above): {result['warmup_s']:.0f} s")
     if not result["pipeline"]:
         return 0
     print()

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from synco.engine.checkpoint import CheckpointError, save_checkpoint, setting_differences, state_mismatch
+from synco.engine.compile import compile_for_training
 from synco.engine.metrics import MetricsWriter
 from synco.engine.optim import build_optimizer, lr_factor
 from synco.engine.rng import RunGenerators
@@ -49,7 +50,10 @@ class Trainee:
     @classmethod
     def prepare(cls, fabric, method: Method, cfg: DictConfig) -> Trainee:
         """``train.optimizer`` (SGD by default) over ``method.trainable_parameters()`` with the per-epoch
-        schedule of ``cfg.train``, both set up by Fabric (DDP with several processes)."""
+        schedule of ``cfg.train``, both set up by Fabric (DDP with several processes); with
+        ``trainer.compile`` the method's hot parts are compiled first (``synco.engine.compile``)."""
+        if cfg.trainer.compile:
+            compile_for_training(method, cfg.trainer.compile_mode, fabric.device)
         optimizer = build_optimizer(method.trainable_parameters(), cfg.train)
         epochs, schedule, warmup = cfg.train.epochs, cfg.train.schedule, cfg.train.lr_warmup_epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, epochs, schedule, warmup))

@@ -19,11 +19,15 @@ from synco.functional import (
     supcon_loss,
 )
 from synco.functional.queue_supervised import hscl_queue_loss, supcon_queue_loss
+from synco.models.compiled import CompilableForward
 from synco.registry import LOSSES
 
 
-class TemperatureLoss(nn.Module):
-    """A loss whose one hyperparameter is its temperature (checked positive)."""
+class TemperatureLoss(CompilableForward, nn.Module):
+    """A loss whose one hyperparameter is its temperature (checked positive).
+
+    Subclasses write their maths in ``eager_forward``; ``compile_forward()`` (``trainer.compile``) fuses it.
+    """
 
     def __init__(self, temperature: float) -> None:
         super().__init__()
@@ -39,7 +43,7 @@ class InfoNCE(TemperatureLoss):
     def __init__(self, temperature: float = 0.2) -> None:
         super().__init__(temperature)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, queue_logits: torch.Tensor,
+    def eager_forward(self, query: torch.Tensor, key: torch.Tensor, queue_logits: torch.Tensor,
                 synthetic_logits: torch.Tensor | None = None) -> torch.Tensor:
         return info_nce_loss(query, key, queue_logits, synthetic_logits, self.temperature)
 
@@ -52,7 +56,7 @@ class NTXent(TemperatureLoss):
     def __init__(self, temperature: float = 0.5) -> None:
         super().__init__(temperature)
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, all_z1: torch.Tensor | None = None,
+    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, all_z1: torch.Tensor | None = None,
                 all_z2: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
         if all_z1 is None:
             return nt_xent_loss(z1, z2, self.temperature)
@@ -68,7 +72,7 @@ class HCL(TemperatureLoss):
         super().__init__(temperature)
         self.beta, self.tau_plus, self.clamp, self.detach_weights = beta, tau_plus, clamp, detach_weights
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return hcl_loss(z1, z2, self.temperature, self.beta, self.tau_plus, self.clamp, self.detach_weights)
 
 
@@ -80,7 +84,7 @@ class SupCon(TemperatureLoss):
         super().__init__(temperature)
         self.base_temperature, self.contrast_mode = base_temperature, contrast_mode
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return supcon_loss(torch.stack([z1, z2], dim=1), labels, None, self.temperature, self.base_temperature,
                            self.contrast_mode)
 
@@ -94,7 +98,7 @@ class HSCL(TemperatureLoss):
         super().__init__(temperature)
         self.beta, self.threshold, self.detach_weights = beta, threshold, detach_weights
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return hscl_loss(z1, z2, labels, self.temperature, self.beta, self.threshold, self.detach_weights)
 
 
@@ -106,7 +110,7 @@ class SCHaNe(TemperatureLoss):
         super().__init__(temperature)
         self.weighting, self.detach_weights = weighting, detach_weights
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def eager_forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return schane_loss(z, labels, self.temperature, self.weighting, self.detach_weights)
 
 
@@ -118,7 +122,7 @@ class SupConQueue(TemperatureLoss):
         super().__init__(temperature)
         self.base_temperature = base_temperature
 
-    def forward(self, query, contrast, labels, contrast_labels) -> torch.Tensor:
+    def eager_forward(self, query, contrast, labels, contrast_labels) -> torch.Tensor:
         return supcon_queue_loss(query, contrast, labels, contrast_labels, self.temperature, self.base_temperature)
 
 
@@ -131,7 +135,7 @@ class HSCLQueue(TemperatureLoss):
         super().__init__(temperature)
         self.beta, self.threshold, self.detach_weights = beta, threshold, detach_weights
 
-    def forward(self, query, contrast, labels, contrast_labels) -> torch.Tensor:
+    def eager_forward(self, query, contrast, labels, contrast_labels) -> torch.Tensor:
         return hscl_queue_loss(query, contrast, labels, contrast_labels, self.temperature, self.beta,
                                self.threshold, self.detach_weights)
 

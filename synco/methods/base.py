@@ -107,6 +107,28 @@ class Method(nn.Module):
             raise ValueError(f"the initial weights do not fit this model: {mismatch}")
         self.load_state_dict(state)
 
+    def compile_parts(self, mode: str = "default") -> list[str]:
+        """Compile, for training, what pays off (``trainer.compile``): every encoder (backbone + head) and loss
+        module with :class:`synco.models.compiled.CompilableForward`, and the synthetic negatives' path after
+        the selection. State dict, evaluation and random streams are unchanged. Methods with other hot
+        spots override this (and call it).
+
+        Returns:
+            The names of the compiled submodules (for the log).
+        """
+        from synco.models.compiled import CompilableForward
+        from synco.negatives import SyntheticNegatives
+
+        compiled = []
+        for name, module in self.named_modules():
+            if isinstance(module, CompilableForward):
+                module.compile_forward(mode)
+                compiled.append(name)
+            elif isinstance(module, SyntheticNegatives):
+                module.compile_path(mode)
+                compiled.append(name)
+        return compiled
+
     def epoch_log(self, epoch: int) -> dict:
         """Per-epoch entries for metrics.jsonl describing the method's state in ``epoch`` (0-based)."""
         return {}

@@ -8,17 +8,22 @@ from omegaconf import DictConfig
 from torch import nn
 
 from synco.models import build_backbone, convert_to_split_batchnorm, projection_head
+from synco.models.compiled import CompilableForward
 
 
-class Encoder(nn.Module):
-    """Backbone followed by a projection head; returns unit embeddings (B, D)."""
+class Encoder(CompilableForward, nn.Module):
+    """Backbone followed by a projection head; returns unit embeddings (B, D).
+
+    ``compile_forward()`` (``trainer.compile``) compiles backbone + head + normalisation as one graph for
+    training-mode calls; evaluation runs the eager code.
+    """
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def eager_forward(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.backbone(images)), dim=1)  # (B, D)
 
 

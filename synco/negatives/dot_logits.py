@@ -59,6 +59,8 @@ class _SelectedQueueDots(torch.autograd.Function):
 
 def _row_dots(queue: torch.Tensor, index: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """``queue[index[b, m]] . other[b, m]`` for other (B, M, D), or (B, 1, D) broadcast; returns (B, M)."""
+    if torch.compiler.is_compiling():  # the compiler fuses the gather into the reduction: no (B, M, D) tensor
+        return (queue[index] * other).sum(-1)
     batch, count = index.shape
     step = max(1, _CHUNK_ELEMENTS // max(1, count * queue.shape[1]))
     out = []
@@ -71,6 +73,8 @@ def _row_dots(queue: torch.Tensor, index: torch.Tensor, other: torch.Tensor) -> 
 
 def _pair_dots(queue: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """``queue[first[b, m]] . queue[second[b, m]]``, (B, M), without a (B, M, D) tensor."""
+    if torch.compiler.is_compiling():  # fused by the compiler, as in _row_dots
+        return (queue[first] * queue[second]).sum(-1)
     batch, count = first.shape
     step = max(1, _CHUNK_ELEMENTS // max(1, count * queue.shape[1]))
     out = []
@@ -167,3 +171,34 @@ def synthetic_logits_from_dots(
     if not pieces:
         return query.new_zeros(query.shape[0], 0)
     return torch.cat(pieces, dim=1).to(query.dtype)  # (B, S)
+
+
+def synthetic_logits_of_draws(
+    query: torch.Tensor,
+    queue: torch.Tensor,
+    queue_logits: torch.Tensor,
+    hard: torch.Tensor,
+    first: list[torch.Tensor],
+    second: torch.Tensor,
+    coef: list[torch.Tensor],
+    noise: torch.Tensor,
+    extrapolation: str,
+    delta: float,
+    eta: float,
+) -> torch.Tensor:
+    """:func:`synthetic_logits_from_dots` from drawn *positions* within the N hardest: the part of the
+    negatives path that ``torch.compile`` takes whole (no random draws, no data-dependent shapes).
+
+    Args:
+        hard: (B, N) queue rows of the N hardest negatives, hardest first (the selection).
+        first: per strategy (B, n_t) positions within ``hard`` of the source negative.
+        second: (B, n_3) positions of mixup's second source.
+        Others as :func:`synthetic_logits_from_dots`.
+
+    Returns:
+        (B, S) un-tempered logits; gradient into ``query`` only.
+    """
+    first_rows = [torch.gather(hard, 1, pos) for pos in first]  # per strategy (B, n_t) queue rows
+    second_rows = torch.gather(hard, 1, second)  # (B, n_3)
+    return synthetic_logits_from_dots(query, queue, queue_logits, first_rows, second_rows, coef, noise,
+                                      extrapolation, delta, eta)

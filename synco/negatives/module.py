@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from synco.negatives import synthesize
-from synco.negatives.dot_logits import synthetic_logits_from_dots
+from synco.negatives.dot_logits import synthetic_logits_from_dots, synthetic_logits_of_draws
 from synco.negatives.select import check_num_hard, mask_logits, select_hardest
 
 #: Strategy ids in the order the synthetic negatives are laid out along S.
@@ -57,14 +57,43 @@ class SyntheticSources:
 
 
 @dataclass(frozen=True)
+class SynthesisDraws:
+    """Every random number of one batch's synthesis, drawn before (and apart from) the selection.
+
+    The draws do not depend on which queue rows are the hardest: sources are drawn as *positions*
+    within the N hardest (0 = hardest), turned into queue rows by :func:`rows_of_positions` once the
+    selection is known. So the draws can run eagerly while the rest of the path is compiled, and a
+    compiled path gets the same negatives as the eager one for the same generator state.
+
+    Attributes:
+        first: per strategy (B, n_t) int64 positions of the source negative within the N hardest.
+        second: (B, n_3) int64 positions of mixup's second source.
+        coef: per strategy (B, n_t) alpha (type 1), beta (type 2), gamma (type 3); zeros for types 4-6.
+        noise: (B, n_4, D) the Gaussian noise of type 4, already scaled by sigma.
+    """
+
+    first: list[torch.Tensor]
+    second: torch.Tensor
+    coef: list[torch.Tensor]
+    noise: torch.Tensor
+
+
+@dataclass(frozen=True)
 class _Draws:
-    """Every random number of one call, drawn in a fixed order so ``sample`` and ``logits`` agree."""
+    """One call's selection and draws with positions turned into queue rows (what the paths read)."""
 
     hard: torch.Tensor  # (B, N) queue rows of the N hardest negatives, hardest first
     first: list[torch.Tensor]  # per strategy: (B, n_t) queue rows of the source negative
     second: torch.Tensor  # (B, n_3) queue rows of mixup's second source
     coef: list[torch.Tensor]  # per strategy: (B, n_t) coefficient (zeros for types 4-6)
     noise: torch.Tensor  # (B, n_4, D) Gaussian noise of type 4, already scaled by sigma
+
+
+def rows_of_positions(hard: torch.Tensor, draws: SynthesisDraws) -> _Draws:
+    """Queue rows of the drawn positions: ``rows = gather(hard, 1, positions)``, per strategy."""
+    first = [torch.gather(hard, 1, pos) for pos in draws.first]  # per strategy (B, n_t)
+    second = torch.gather(hard, 1, draws.second)  # (B, n_3)
+    return _Draws(hard=hard, first=first, second=second, coef=draws.coef, noise=draws.noise)
 
 
 class SyntheticNegatives(torch.nn.Module):
@@ -154,6 +183,15 @@ class SyntheticNegatives(torch.nn.Module):
         self.sigma, self.delta, self.eta = float(sigma), float(delta), float(eta)
         self.extrapolation = extrapolation
         self.logits_path = logits_path
+        self._compiled_logits = None  # set by compile_path
+
+    def compile_path(self, mode: str = "default") -> None:
+        """Compile the ``"dots"`` path after the selection (``synthetic_logits_of_draws``) with ``torch.compile``.
+
+        The selection (data-dependent shapes on the fast threshold path) and the random draws stay eager,
+        so the compiled path gives the same negatives as the eager one for the same generator state.
+        """
+        self._compiled_logits = torch.compile(synthetic_logits_of_draws, mode=mode, dynamic=False)
 
     @property
     def num_synthetic(self) -> int:
@@ -253,7 +291,9 @@ class SyntheticNegatives(torch.nn.Module):
         """(logits (B, S), SyntheticSources or None): the layout of the sources is built only when asked for."""
         if queue_logits is None and self.logits_path == "dots":
             queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
-        draws = self._draw(query, queue, generator, queue_logits, exclude, hardest)
+        hard = self.select(query, queue, queue_logits, exclude, hardest)  # (B, N)
+        positions = self.draw(query.shape[0], query.shape[1], generator, query.device, query.dtype)
+        draws = rows_of_positions(hard, positions)
         sources = None
         if with_sources:
             strategy, index = self._layout(draws, query.device)
@@ -261,6 +301,12 @@ class SyntheticNegatives(torch.nn.Module):
         if self.logits_path == "vectors":
             vectors = self._sample(query, queue, draws).vectors
             return torch.einsum("bd,bsd->bs", query, vectors.to(query.dtype)), sources  # (B, S)
+        if self._compiled_logits is not None and self.num_synthetic:
+            logits = self._compiled_logits(
+                query, queue, queue_logits, hard, positions.first, positions.second, positions.coef, positions.noise,
+                self.extrapolation, self.delta, self.eta,
+            )  # (B, S)
+            return logits, sources
         logits = synthetic_logits_from_dots(
             query, queue, queue_logits, draws.first, draws.second, draws.coef, draws.noise,
             self.extrapolation, self.delta, self.eta,
@@ -278,6 +324,71 @@ class SyntheticNegatives(torch.nn.Module):
         return strategy, index
 
     # ------------------------------------------------------------------ random draws
+    def draw(
+        self,
+        batch: int,
+        dim: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> SynthesisDraws:
+        """Every random number of a batch of ``batch`` queries of dimension ``dim``, in the documented order."""
+        device = torch.device(device)
+
+        def positions(count: int) -> torch.Tensor:
+            if count == 0:  # draws nothing, so the generator state does not depend on empty strategies
+                return torch.zeros(batch, 0, dtype=torch.long, device=device)
+            return torch.randint(self.num_hard, (batch, count), generator=generator, device=device)  # (B, count)
+
+        def uniform(count: int, low: float, high: float) -> torch.Tensor:
+            u = torch.rand(batch, count, generator=generator, device=device, dtype=dtype)
+            return low + (high - low) * u  # (B, count)
+
+        n1, n2, n3, n4, n5, n6 = self.counts
+        first, coef = [], []
+        first.append(positions(n1))
+        coef.append(uniform(n1, 0.0, self.alpha_max))
+        first.append(positions(n2))
+        coef.append(uniform(n2, 1.0, self.beta_max))
+        first.append(positions(n3))
+        second = positions(n3)
+        coef.append(uniform(n3, 0.0, 1.0))
+        first.append(positions(n4))
+        noise = self.sigma * torch.randn(batch, n4, dim, generator=generator, device=device, dtype=dtype)  # (B, n4, D)
+        for count in (n4, n5, n6):
+            coef.append(torch.zeros(batch, count, device=device, dtype=dtype))
+        first.append(positions(n5))
+        first.append(positions(n6))
+        return SynthesisDraws(first=first, second=second, coef=coef, noise=noise)
+
+    def select(
+        self,
+        query: torch.Tensor,
+        queue: torch.Tensor,
+        queue_logits: torch.Tensor | None = None,
+        exclude: torch.Tensor | None = None,
+        hardest: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, N) queue rows of each query's N hardest negatives (``hardest`` itself when given)."""
+        if query.dim() != 2 or queue.dim() != 2 or query.shape[1] != queue.shape[1]:
+            raise ValueError(
+                f"query must be (B, D) and queue (K, D) with the same D; got query "
+                f"{tuple(query.shape)} and queue {tuple(queue.shape)}"
+            )
+        batch = query.shape[0]
+        if self.num_synthetic == 0:
+            return torch.zeros(batch, 0, dtype=torch.long, device=query.device)  # (B, 0)
+        check_num_hard(self.num_hard, queue.shape[0])
+        if hardest is not None:
+            if hardest.shape != (batch, self.num_hard):
+                raise ValueError(
+                    f"hardest must be (B, N) = {(batch, self.num_hard)}, got {tuple(hardest.shape)}"
+                )
+            return hardest
+        if queue_logits is None:
+            queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
+        return select_hardest(mask_logits(queue_logits.detach(), exclude), self.num_hard)
+
     def _draw(
         self,
         query: torch.Tensor,
@@ -287,55 +398,7 @@ class SyntheticNegatives(torch.nn.Module):
         exclude: torch.Tensor | None,
         hardest: torch.Tensor | None = None,
     ) -> _Draws:
-        if query.dim() != 2 or queue.dim() != 2 or query.shape[1] != queue.shape[1]:
-            raise ValueError(
-                f"query must be (B, D) and queue (K, D) with the same D; got query "
-                f"{tuple(query.shape)} and queue {tuple(queue.shape)}"
-            )
-        batch, dim = query.shape
-        if self.num_synthetic:
-            check_num_hard(self.num_hard, queue.shape[0])
-        device = query.device
-        if self.num_synthetic == 0:
-            hard = torch.zeros(batch, 0, dtype=torch.long, device=device)  # (B, 0)
-        elif hardest is not None:
-            if hardest.shape != (batch, self.num_hard):
-                raise ValueError(
-                    f"hardest must be (B, N) = {(batch, self.num_hard)}, got {tuple(hardest.shape)}"
-                )
-            hard = hardest
-        else:
-            if queue_logits is None:
-                queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
-            hard = select_hardest(mask_logits(queue_logits.detach(), exclude), self.num_hard)
-
-        def rows(count: int) -> torch.Tensor:
-            if count == 0:  # draws nothing, so the generator state does not depend on empty strategies
-                return torch.zeros(batch, 0, dtype=torch.long, device=device)
-            pos = torch.randint(
-                self.num_hard, (batch, count), generator=generator, device=device
-            )  # (B, count) positions within the N hardest
-            return torch.gather(hard, 1, pos)  # (B, count) queue rows
-
-        def uniform(count: int, low: float, high: float) -> torch.Tensor:
-            u = torch.rand(batch, count, generator=generator, device=device, dtype=query.dtype)
-            return low + (high - low) * u  # (B, count)
-
-        n1, n2, n3, n4, n5, n6 = self.counts
-        first, coef = [], []
-        first.append(rows(n1))
-        coef.append(uniform(n1, 0.0, self.alpha_max))
-        first.append(rows(n2))
-        coef.append(uniform(n2, 1.0, self.beta_max))
-        first.append(rows(n3))
-        second = rows(n3)
-        coef.append(uniform(n3, 0.0, 1.0))
-        first.append(rows(n4))
-        noise = self.sigma * torch.randn(
-            batch, n4, dim, generator=generator, device=device, dtype=query.dtype
-        )  # (B, n4, D)
-        for count in (n4, n5, n6):
-            coef.append(query.new_zeros(batch, count))
-        first.append(rows(n5))
-        first.append(rows(n6))
-        return _Draws(hard=hard, first=first, second=second, coef=coef, noise=noise)
+        """The selection, then the draws, with positions turned into queue rows."""
+        hard = self.select(query, queue, queue_logits, exclude, hardest)
+        draws = self.draw(query.shape[0], query.shape[1], generator, query.device, query.dtype)
+        return rows_of_positions(hard, draws)
