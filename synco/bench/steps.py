@@ -30,6 +30,33 @@ from synco.negatives import COUNT_KEYS
 METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo", "simclr": "SimCLR"}
 
 
+def training_step_function(method, lr: float, views: torch.Tensor, generator: torch.Generator):
+    """A function running one whole training step of ``method`` on the view pair ``views`` (2, B, C, H, W):
+    forward, backward, SGD with momentum, ``after_step``; past any warm-up (synthesis on)."""
+    opt = torch.optim.SGD(method.trainable_parameters(), lr=lr, momentum=0.9)
+    batch = Batch(views=(views[0], views[1]), index=torch.arange(views.shape[1], device=views.device))
+    context = StepContext(epoch=10**9, generator=generator, shuffle_generator=generator)
+
+    def step():
+        out = method.training_step(batch, context)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        method.after_step(out, batch)
+
+    return step
+
+
+def recipe_views(cfg, batch: int, device: torch.device, generator: torch.Generator):
+    """(two augmented views (2, B, C, H, W) of the recipe's first ``batch`` training images, the data set)."""
+    size = cfg.data.image_size
+    data = load_dataset(cfg.data.dataset, cfg.data.root, True, cfg.data.cache_dir, size)
+    mean, std = channel_stats(data.images)
+    augment = BatchAugment(size, mean, std, cfg.data.crop_min_scale).to(device)
+    images = data.images[:batch].to(device)
+    return torch.stack([augment(images, generator), augment(images, generator)]), data
+
+
 def run_steps(
     recipes: str,
     repeats: int = 7,
@@ -64,13 +91,13 @@ def run_steps(
         channels, num_images, data = 3, 1_281_167, None
         view_pairs = [torch.randn(2, batch, 3, size, size, device=device, generator=g) for _ in range(1)]
     else:
-        data = load_dataset(cfg.data.dataset, cfg.data.root, True, cfg.data.cache_dir, size)
+        pair, data = recipe_views(cfg, batch, device, g)
+        view_pairs = [pair]
         mean, std = channel_stats(data.images)
         images = data.images[:batch]
         channels, num_images = images.shape[1], len(data)
         augment = BatchAugment(size, mean, std, cfg.data.crop_min_scale).to(device)
         images_on_device = images.to(device)
-        view_pairs = [torch.stack([augment(images_on_device, g), augment(images_on_device, g)])]
 
     step_fns, memory = {}, {}
     variants = [(name, label, False) for name, label in METHODS.items()]
@@ -84,18 +111,7 @@ def run_steps(
         method = build_method(method_cfg, channels, num_images, seed=0).to(device)
         if compiled:
             method.compile_parts()
-        opt = torch.optim.SGD(method.trainable_parameters(), lr=cfg.train.lr, momentum=0.9)
-        view_q, view_k = view_pairs[0]
-        batch_of_views = Batch(views=(view_q, view_k), index=torch.arange(batch, device=device))
-        context = StepContext(epoch=10**9, generator=g, shuffle_generator=g)  # past any warm-up
-
-        def step(method=method, opt=opt, batch_of_views=batch_of_views, context=context):
-            out = method.training_step(batch_of_views, context)
-            opt.zero_grad()
-            out["loss"].backward()
-            opt.step()
-            method.after_step(out, batch_of_views)
-
+        step = training_step_function(method, cfg.train.lr, view_pairs[0], g)
         step_fns[label] = step
     started = time.perf_counter()
     for fn in step_fns.values():  # compile warm-up (and eager warm-up): two untimed calls each

@@ -37,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--queue", type=int, default=65536)
     lo.add_argument("--repeats", type=int, default=7)
     lo.add_argument("--recipe", default="configs/pretrain/cifar10/synco.yaml", help="recipe of the step rows")
+    co = what.add_parser("continual", help="a PNR / CaSSLe step against the plain MoCo-v2+ step (time, memory)")
+    co.add_argument("--recipe", default="configs/continual/cifar10_5tasks_mocov2plus.yaml")
+    co.add_argument("--device", default="cpu")
+    co.add_argument("--repeats", type=int, default=7)
+    co.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the recipe")
     h = what.add_parser("heads", help="queue logits + selection + synthesis + loss + backward at the paper's setting")
     h.add_argument("--batch", type=int, default=256)
     h.add_argument("--queue", type=int, default=65536)
@@ -117,6 +122,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nthe label-aware queue in a whole training step: {setting}")
         _print_table(steps, [("step", "step", ""), ("ms", "ms", ".1f"), ("time_ratio", "ratio", ".3f"),
                              ("against", "against", "")])
+        return 0
+    if args.bench == "continual":
+        from synco.bench.continual import continual_step_rows
+
+        rows, setting = continual_step_rows(args.recipe, args.repeats, args.overrides, args.device)
+        print(f"continual training step: {setting}; {_machine(args.device)}, {malloc}; medians of {args.repeats} "
+              "rounds in alternation; ratios: median of per-round ratios")
+        _print_table(rows, [("step", "step", ""), ("ms", "ms", ".1f"), ("images_per_s", "images/s", ".0f"),
+                            ("time_ratio", "/ MoCo-v2+", ".3f"), ("peak_mib", "peak MiB", ".1f"),
+                            ("memory_ratio", "/ MoCo-v2+", ".2f")])
         return 0
     if args.bench == "pipeline":
         from synco.bench.pipeline import run_pipeline

@@ -44,3 +44,16 @@ def test_head_profile_attributes_the_selection_to_synco_only():
     assert rows["aten::topk"]["MoCo-v2"] == 0 and rows["aten::topk"]["SynCo"] > 0
     assert rows["aten::normal_"]["MoCo-v2"] == 0 and rows["aten::normal_"]["SynCo"] > 0
     assert rows["aten::bmm"]["MoCo-v2"] > 0 and rows["aten::bmm"]["SynCo"] > 0
+
+
+def test_continual_step_rows_compare_the_regularisers_with_the_plain_base(tmp_path):
+    from synco.bench.continual import continual_step_rows
+
+    rows, setting = continual_step_rows(
+        "configs/continual/cifar10_5tasks_mocov2plus.yaml", repeats=1,
+        overrides=["data.dataset=fashion_mnist", "data.image_size=28", "train.batch_size=32", "method.queue_size=64",
+                   "continual.predictor_hidden=32", f"data.cache_dir={tmp_path}"])
+    assert [r["step"] for r in rows] == ["MoCo-v2+ (fine-tuning)", "MoCo-v2+ + CaSSLe", "MoCo-v2+ + PNR"]
+    assert rows[0]["time_ratio"] == 1.0 and rows[0]["memory_ratio"] == 1.0
+    assert all(r["ms"] > 0 and r["peak_mib"] > 0 for r in rows)
+    assert "symmetric=True" in setting and "K=64 per view" in setting
