@@ -31,6 +31,8 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
             # A ragged batch falls back to whole-batch statistics rather than failing.
             return super().forward(x)
         g = self.num_splits
+        if torch.compiler.is_compiling():
+            return self._compiled_split_forward(x, g)
         running_mean = self.running_mean.repeat(g)  # (G C,)
         running_var = self.running_var.repeat(g)  # (G C,)
         out = F.batch_norm(
@@ -45,6 +47,29 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
         ).view(batch, channels, height, width)
         self.running_mean.copy_(running_mean.view(g, channels).mean(dim=0))
         self.running_var.copy_(running_var.view(g, channels).mean(dim=0))
+        return out
+
+    def _compiled_split_forward(self, x: torch.Tensor, g: int) -> torch.Tensor:
+        """The same function written as explicit reductions, for ``torch.compile``.
+
+        ``x.view(B / G, G C, H, W)`` puts image b = i G + j in group j; here that is the view
+        (B / G, G, C, H, W) with statistics over dims (0, 3, 4). Inductor fuses these reductions well, while
+        the batch-norm kernel on the folded view compiled to a slow strided reduction (the split-BN step
+        barely gained from compilation). Eager runs keep ``F.batch_norm``, so their numbers do not move.
+        """
+        batch, channels, height, width = x.shape
+        xg = x.view(batch // g, g, channels, height, width)  # (B/G, G, C, H, W)
+        var, mean = torch.var_mean(xg, dim=(0, 3, 4), correction=0, keepdim=True)  # (1, G, C, 1, 1), biased
+        weight = self.weight.view(1, 1, channels, 1, 1)
+        bias = self.bias.view(1, 1, channels, 1, 1)
+        out = ((xg - mean) * torch.rsqrt(var + self.eps) * weight + bias).view(batch, channels, height, width)
+        with torch.no_grad():  # running statistics: per group as F.batch_norm (unbiased variance), then averaged
+            count = (batch // g) * height * width
+            momentum = self.momentum if self.momentum is not None else 0.1
+            group_mean = mean.view(g, channels).mean(dim=0)
+            group_var = (var.view(g, channels) * count / max(count - 1, 1)).mean(dim=0)
+            self.running_mean.mul_(1 - momentum).add_(momentum * group_mean)
+            self.running_var.mul_(1 - momentum).add_(momentum * group_var)
         return out
 
 
