@@ -2,7 +2,9 @@
 
 Each row is one whole training step (forward of the online, momentum and frozen previous-task encoders,
 predictor, loss, backward, SGD, momentum update, enqueues) of the recipe's method with only
-``continual.regularizer`` changed, on the same augmented views of the recipe's first training images.
+``continual.regularizer`` changed, as built for a later task (``continual.current_task=1``: the first task has
+no previous model, so every regulariser trains it as plain MoCo-v2+), on the same augmented views of the
+recipe's first training images.
 """
 
 from __future__ import annotations
@@ -27,16 +29,17 @@ def continual_step_rows(recipe: str, repeats: int = 7, overrides: list[str] | No
     g = torch.Generator(device=device).manual_seed(0)
     cfg = load_config(recipe, overrides)
     views, data = recipe_views(cfg, cfg.train.batch_size, device, g)
-    fns = {}
+    fns, built = {}, {}
     for regularizer, label in REGULARIZERS.items():
-        method_cfg = load_config(recipe, [*overrides, f"continual.regularizer={regularizer}"])
+        method_cfg = load_config(recipe, [*overrides, f"continual.regularizer={regularizer}", "continual.current_task=1"])
         method = build_method(method_cfg, data.images.shape[1], len(data), seed=0).to(device)
+        built[label] = type(method).__name__ + (f"({method.kind})" if hasattr(method, "kind") else "")
         fns[label] = training_step_function(method, cfg.train.lr, views, g)
     times = timed_rounds(fns, repeats, device)
     base = REGULARIZERS["none"]
     ratios = median_ratios(times, base)
     memory = {label: peak_mib(fn, device) for label, fn in fns.items()}
-    rows = [{"step": label, "ms": statistics.median(t), "images_per_s": views.shape[1] / statistics.median(t) * 1e3,
+    rows = [{"step": label, "method": built[label], "ms": statistics.median(t), "images_per_s": views.shape[1] / statistics.median(t) * 1e3,
              "time_ratio": ratios[label], "peak_mib": memory[label], "memory_ratio": memory[label] / memory[base]}
             for label, t in times.items()]
     setting = (f"{cfg.data.dataset}, {cfg.model.backbone}, batch {cfg.train.batch_size}, method {cfg.method.name} "

@@ -16,8 +16,7 @@ def _machine(device: str) -> str:
 
 def _print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
     """columns: (key, header, format spec)."""
-    widths = [max(len(header), 12) for _, header, _ in columns]
-    widths[0] = max(widths[0], *(len(str(r[columns[0][0]])) for r in rows))
+    widths = [max(len(header), 12, *(len(format(r[key], spec)) for r in rows)) for key, header, spec in columns]
     print("  ".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, ((_, h, _), w) in enumerate(zip(columns, widths))))
     for row in rows:
         cells = []
@@ -129,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
         rows, setting = continual_step_rows(args.recipe, args.repeats, args.overrides, args.device)
         print(f"continual training step: {setting}; {_machine(args.device)}, {malloc}; medians of {args.repeats} "
               "rounds in alternation; ratios: median of per-round ratios")
-        _print_table(rows, [("step", "step", ""), ("ms", "ms", ".1f"), ("images_per_s", "images/s", ".0f"),
-                            ("time_ratio", "/ MoCo-v2+", ".3f"), ("peak_mib", "peak MiB", ".1f"),
+        _print_table(rows, [("step", "step", ""), ("method", "built as", ""), ("ms", "ms", ".1f"),
+                            ("images_per_s", "images/s", ".0f"), ("time_ratio", "/ MoCo-v2+", ".3f"), ("peak_mib", "peak MiB", ".1f"),
                             ("memory_ratio", "/ MoCo-v2+", ".2f")])
         return 0
     if args.bench == "pipeline":

@@ -54,6 +54,8 @@ def test_continual_step_rows_compare_the_regularisers_with_the_plain_base(tmp_pa
         overrides=["data.dataset=fashion_mnist", "data.image_size=28", "train.batch_size=32", "method.queue_size=64",
                    "continual.predictor_hidden=32", f"data.cache_dir={tmp_path}"])
     assert [r["step"] for r in rows] == ["MoCo-v2+ (fine-tuning)", "MoCo-v2+ + CaSSLe", "MoCo-v2+ + PNR"]
+    # The regularised rows are a later task's model (task 0 of any stream is plain MoCo-v2+).
+    assert [r["method"] for r in rows] == ["MoCo", "Regularized(cassle)", "Regularized(pnr)"]
     assert rows[0]["time_ratio"] == 1.0 and rows[0]["memory_ratio"] == 1.0
     assert all(r["ms"] > 0 and r["peak_mib"] > 0 for r in rows)
     assert "symmetric=True" in setting and "K=64 per view" in setting
