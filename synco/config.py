@@ -184,6 +184,9 @@ class ContinualConfig:
     # also R by an offline linear probe (on frozen features, restricted to each task's classes) with this many
     # epochs, and after the last task a probe on all classes (the papers' headline); None: kNN only
     linear_epochs: Optional[int] = None
+    # CaSSLe's online linear probe: a classifier on detached backbone features trained with the labels during
+    # each task, its accuracy matrix reported beside kNN's and the offline probe's (docs/continual.md)
+    online_probe: bool = False
     current_task: Optional[int] = None  # set by synco continual in each task's run (0-based); not a user setting
 
 

@@ -23,6 +23,7 @@ import torch
 
 from synco.errors import ensure_writable_dir
 from synco.methods import build_method
+from synco.methods.base import probe_classes
 from synco.models.backbones import TorchvisionResNet
 from synco.runs import load_run
 
@@ -72,7 +73,8 @@ def export_run(target: str | Path, fmt: str, out: str | Path) -> dict:
     state, cfg, _ = load_run(target)
     # The first convolution of the trained backbone tells the input channels (the method's first 4-d weight).
     first_conv = next(v for k, v in state["model"].items() if ".backbone." in k and v.dim() == 4)
-    method = build_method(cfg, first_conv.shape[1], num_train_images=1, seed=0)  # input channels from the weights
+    method = build_method(cfg, first_conv.shape[1], num_train_images=1, seed=0,  # input channels from the weights
+                          num_classes=probe_classes(state["model"]))
     method.load_state_dict(state["model"])
     weights = torchvision_state_dict(method)
     if fmt == "torchvision":

@@ -17,6 +17,7 @@ from synco.engine.checkpoint import ARCHITECTURE_KEYS, CheckpointError, load_che
 from synco.engine.inputs import pretraining_images
 from synco.eval.evaluate import feature_model
 from synco.methods import build_method
+from synco.methods.base import probe_classes
 
 
 def resolve_checkpoint(target: str | Path) -> tuple[Path, Path]:
@@ -71,7 +72,8 @@ def run_identity(cfg: DictConfig, prefix: str) -> dict:
 
 def frozen_encoder(cfg: DictConfig, state: dict, channels: int, feature: str) -> nn.Module:
     """The checkpoint's query encoder (up to ``feature``), in eval mode, without gradients."""
-    method = build_method(cfg, channels, num_train_images=1, seed=cfg.train.seed)
+    method = build_method(cfg, channels, num_train_images=1, seed=cfg.train.seed,
+                          num_classes=probe_classes(state["model"]))
     method.load_state_dict(state["model"])
     model = feature_model(method, feature)
     model.eval()

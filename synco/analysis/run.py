@@ -57,7 +57,7 @@ def run_analysis(target: str | Path, recipe: str | None = None, overrides: list[
     device = fabric.device
     train, _, test = load_splits(cfg)
     mean, std = normalisation(train)
-    method = build_method(cfg, train.channels, len(train), cfg.train.seed)
+    method = build_method(cfg, train.channels, len(train), cfg.train.seed, num_classes=len(train.classes))
     method.load_state_dict(state["model"])
     method.to(device).train()
     augment, sample_loader = augmentation(cfg, train, mean, std, device)

@@ -58,7 +58,7 @@ def _task_accuracies(cfg: DictConfig, state: dict | None, train, bank, test, cla
     """kNN top-1 on each task's classes (all classes for the data split) of the checkpoint ``state`` (None: the
     untrained encoder of ``train.seed``), its inputs normalised with ``mean``/``std``."""
     device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
-    method = build_method(cfg, train.channels, len(train), cfg.train.seed)
+    method = build_method(cfg, train.channels, len(train), cfg.train.seed, num_classes=len(train.classes))
     if state is not None:
         method.load_state_dict(state["model"])
     model = feature_model(method, cfg.eval.feature).eval().to(device)
@@ -83,7 +83,7 @@ def _linear_row(cfg: DictConfig, state: dict, train, bank, test, classes, mean, 
     from synco.eval.evaluate import sharded_features
     from synco.eval.linear import train_linear_on_features
 
-    method = build_method(cfg, train.channels, len(train), cfg.train.seed)
+    method = build_method(cfg, train.channels, len(train), cfg.train.seed, num_classes=len(train.classes))
     method.load_state_dict(state["model"])
     model = feature_model(method, "backbone").eval()
     extract = dict(batch_size=cfg.eval.batch_size, device="cpu", image_size=cfg.data.image_size,
@@ -105,6 +105,24 @@ def _linear_row(cfg: DictConfig, state: dict, train, bank, test, classes, mean, 
     every_class = list(range(len(bank.classes)))
     row = [probe(task_classes) for task_classes in (classes or [every_class] * cfg.continual.tasks)]
     return row, probe(every_class)
+
+
+def _online_row(cfg: DictConfig, state: dict, train, test, classes, mean, std) -> tuple[list[float], float]:
+    """(online-probe top-1 on each task's test images, on all test images) of the checkpoint ``state``: CaSSLe's
+    classifier as trained during the stream, its argmax over all classes (class-incremental, as CaSSLe reports)."""
+    from synco.eval.evaluate import sharded_features
+
+    method = build_method(cfg, train.channels, len(train), cfg.train.seed, num_classes=len(train.classes))
+    method.load_state_dict(state["model"])
+    model = feature_model(method, "backbone").eval()
+    features = sharded_features(model, test, mean, std, batch_size=cfg.eval.batch_size, device="cpu",
+                                image_size=cfg.data.image_size, workers=cfg.data.num_workers)
+    with torch.no_grad():
+        correct = (method.classifier(features).argmax(1) == test.labels).float()  # (N,)
+    every_class = list(range(len(test.classes)))
+    row = [100 * correct[torch.isin(test.labels, torch.tensor(c))].mean().item()
+           for c in (classes or [every_class] * cfg.continual.tasks)]
+    return row, 100 * correct.mean().item()
 
 
 def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
@@ -139,6 +157,8 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
     done = {r["task"]: r["continual/R"] for r in records if "continual/R" in r}  # rows of finished tasks
     linear = {r["task"]: (r.get("continual/R_linear"), r.get("continual/linear_all_classes"))
               for r in records if "continual/R" in r}
+    online = {r["task"]: (r.get("continual/R_online"), r.get("continual/online_all_classes"))
+              for r in records if "continual/R" in r}
     metrics = MetricsWriter(metrics_path)
     try:
         random_init = _task_accuracies(cfg, None, pretraining, bank, test, classes, mean, std)
@@ -167,8 +187,12 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
             if ct.linear_epochs:
                 entry["continual/R_linear"], entry["continual/linear_all_classes"] = _linear_row(
                     task_cfg, state, pretraining, bank, test, classes, task_mean, task_std)
+            if ct.online_probe:
+                entry["continual/R_online"], entry["continual/online_all_classes"] = _online_row(
+                    task_cfg, state, pretraining, test, classes, task_mean, task_std)
             metrics.write(entry)
             linear[t] = entry.get("continual/R_linear"), entry.get("continual/linear_all_classes")
+            online[t] = entry.get("continual/R_online"), entry.get("continual/online_all_classes")
             matrix.append(row)
         record = {"task": None, "finished": True, "continual/R_matrix": matrix, "continual/random_init": random_init,
                   **summary(matrix, random_init)}
@@ -177,6 +201,11 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
             record["continual/R_linear_matrix"] = linear_matrix
             record["continual/linear_all_classes"] = linear[ct.tasks - 1][1]
             record.update({k.replace("continual/", "continual/linear_"): v for k, v in summary(linear_matrix).items()})
+        if ct.online_probe:  # CaSSLe's online probe: reported separately, it differs from the offline one
+            online_matrix = [online[t][0] for t in range(ct.tasks)]
+            record["continual/R_online_matrix"] = online_matrix
+            record["continual/online_all_classes"] = online[ct.tasks - 1][1]
+            record.update({k.replace("continual/", "continual/online_"): v for k, v in summary(online_matrix).items()})
         metrics.write(record)
     finally:
         metrics.close()

@@ -95,7 +95,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     fabric.barrier()
     mean, std = normalisation(train)
 
-    method = build_method(cfg, train.channels, len(train), seed)
+    method = build_method(cfg, train.channels, len(train), seed, num_classes=len(train.classes))
     if cfg.train.init_from and state is None:  # a resumed run has its own weights already
         try:
             method.load_initial_state(load_checkpoint(cfg.train.init_from)["model"])

@@ -174,8 +174,17 @@ class MethodSpec:
     summary: str = ""
 
 
-def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed: int) -> Method:
-    """The method named ``cfg.method.name``, with fresh weights seeded by ``seed``."""
+def probe_classes(state: dict) -> int | None:
+    """Classes of a saved model's online probe (``continual.online_probe``), None without one: what
+    :func:`build_method` needs to rebuild that model from its checkpoint."""
+    weight = state.get("classifier.weight")
+    return None if weight is None else int(weight.shape[0])
+
+
+def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed: int,
+                 num_classes: int | None = None) -> Method:
+    """The method named ``cfg.method.name``, with fresh weights seeded by ``seed`` (wrapped by a continual
+    regulariser in later tasks, and by CaSSLe's online probe over ``num_classes`` classes when asked for)."""
     from synco.registry import METHODS
 
     method = METHODS.get(cfg.method.name).build(BuildContext(cfg, in_channels, num_train_images, seed))
@@ -186,4 +195,11 @@ def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed:
         method = Regularized(method, continual.regularizer, continual.predictor_hidden, continual.distill_weight,
                              continual.distill_temperature, continual.frozen_batchnorm, seed,
                              continual.pseudo_negatives, continual.negative_weight)
+    if continual is not None and continual.online_probe:
+        from synco.continual.online_probe import OnlineProbe
+
+        if num_classes is None:
+            raise ValueError("continual.online_probe=true needs the number of classes of the data set")
+        torch.manual_seed(seed + 6)
+        method = OnlineProbe(method, num_classes)
     return method
