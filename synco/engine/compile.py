@@ -17,17 +17,13 @@ import warnings
 import torch
 
 from synco.methods.base import Method
+from synco.models.compiled import quiet_compiler_notices
 
 log = logging.getLogger(__name__)
 
-#: Inductor on a CPU-only machine logs a CUDA_HOME notice on its first compilation; it is noise here.
-_QUIET_LOGGERS = ("torch.utils.cpp_extension",)
-
-
 def compiler_problem(device: torch.device | str = "cpu") -> str | None:
     """None if ``torch.compile`` compiles and runs a tiny function on ``device``, else the reason, one line."""
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_compiler_notices()
     device = torch.device(device)
     try:
         probe = torch.compile(lambda x: torch.sin(x) * 2 + 1, dynamic=False)

@@ -10,7 +10,18 @@ teacher) runs *its own* weights, never the original's.
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+#: Inductor on a CPU-only machine logs a CUDA_HOME notice on its first compilation; it is noise here.
+_QUIET_LOGGERS = ("torch.utils.cpp_extension",)
+
+
+def quiet_compiler_notices() -> None:
+    """Silence the compiler's notices that say nothing to a user (see ``_QUIET_LOGGERS``)."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class CompilableForward:
@@ -20,6 +31,7 @@ class CompilableForward:
 
     def compile_forward(self, mode: str = "default") -> None:
         """Compile ``eager_forward`` for training-mode calls (shapes specialised: ``dynamic=False``)."""
+        quiet_compiler_notices()
         self._compiled_forward = torch.compile(type(self).eager_forward, mode=mode, dynamic=False)
 
     @property
