@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("mode", choices=["eager", "compiled"])
     parser.add_argument("--recipe", default="configs/pretrain/cifar10/synco.yaml")
     parser.add_argument("--profile", action="store_true", help="also the profiler's table of 3 steps")
+    parser.add_argument("--bf16", action="store_true", help="the step under CPU autocast to bfloat16 (bf16-mixed)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     keep_freed_cpu_memory()  # as training does (trainer.reuse_cpu_memory)
@@ -42,6 +43,13 @@ def main() -> None:
     if args.mode == "compiled":
         method.compile_parts(cfg.trainer.compile_mode)
     step = training_step_function(method, cfg.train.lr, views, g)
+    if args.bf16:
+        plain_step = step
+
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                plain_step()
+
     started = time.perf_counter()
     step()
     step()
@@ -51,7 +59,7 @@ def main() -> None:
         started = time.perf_counter()
         step()
         times.append((time.perf_counter() - started) * 1e3)
-    print(f"{cfg.method.name} {args.mode}: median {statistics.median(times):.1f} ms per step "
+    print(f"{cfg.method.name} {args.mode}{' bf16' if args.bf16 else ''}: median {statistics.median(times):.1f} ms per step "
           f"(min {min(times):.1f}, max {max(times):.1f}); warm-up {warmup:.1f} s; {torch.get_num_threads()} threads")
     if args.profile:
         from torch.profiler import profile
