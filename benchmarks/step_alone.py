@@ -38,7 +38,7 @@ def main() -> None:
     keep_freed_cpu_memory()  # as training does (trainer.reuse_cpu_memory)
     cfg = load_config(args.recipe, args.overrides)
     g = torch.Generator().manual_seed(0)
-    views, data = recipe_views(cfg, cfg.train.batch_size, torch.device("cpu"), g)
+    views, data, _ = recipe_views(cfg, cfg.train.batch_size, torch.device("cpu"), g)
     method = build_method(cfg, data.images.shape[1], len(data), 0)
     if args.mode == "compiled":
         method.compile_parts(cfg.trainer.compile_mode)

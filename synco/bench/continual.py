@@ -28,7 +28,7 @@ def continual_step_rows(recipe: str, repeats: int = 7, overrides: list[str] | No
     device = torch.device(device)
     g = torch.Generator(device=device).manual_seed(0)
     cfg = load_config(recipe, overrides)
-    views, data = recipe_views(cfg, cfg.train.batch_size, device, g)
+    views, data, _ = recipe_views(cfg, cfg.train.batch_size, device, g)
     fns, built = {}, {}
     for regularizer, label in REGULARIZERS.items():
         method_cfg = load_config(recipe, [*overrides, f"continual.regularizer={regularizer}", "continual.current_task=1"])

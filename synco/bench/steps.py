@@ -48,13 +48,14 @@ def training_step_function(method, lr: float, views: torch.Tensor, generator: to
 
 
 def recipe_views(cfg, batch: int, device: torch.device, generator: torch.Generator):
-    """(two augmented views (2, B, C, H, W) of the recipe's first ``batch`` training images, the data set)."""
+    """(two augmented views (2, B, C, H, W) of the recipe's first ``batch`` training images, the data set, the
+    batched augmentation that made them)."""
     size = cfg.data.image_size
     data = load_dataset(cfg.data.dataset, cfg.data.root, True, cfg.data.cache_dir, size)
     mean, std = channel_stats(data.images)
     augment = BatchAugment(size, mean, std, cfg.data.crop_min_scale).to(device)
     images = data.images[:batch].to(device)
-    return torch.stack([augment(images, generator), augment(images, generator)]), data
+    return torch.stack([augment(images, generator), augment(images, generator)]), data, augment
 
 
 def run_steps(
@@ -91,12 +92,11 @@ def run_steps(
         channels, num_images, data = 3, 1_281_167, None
         view_pairs = [torch.randn(2, batch, 3, size, size, device=device, generator=g) for _ in range(1)]
     else:
-        pair, data = recipe_views(cfg, batch, device, g)
+        pair, data, augment = recipe_views(cfg, batch, device, g)
         view_pairs = [pair]
-        mean, std = channel_stats(data.images)
+        mean, std = augment.mean.flatten().tolist(), augment.std.flatten().tolist()  # the stats it normalises with
         images = data.images[:batch]
         channels, num_images = images.shape[1], len(data)
-        augment = BatchAugment(size, mean, std, cfg.data.crop_min_scale).to(device)
         images_on_device = images.to(device)
 
     step_fns, memory = {}, {}

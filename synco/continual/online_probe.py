@@ -84,13 +84,3 @@ class OnlineProbe(Method):
         self.inner.load_initial_state(inner)
         if "classifier.weight" in state:
             self.classifier.load_state_dict({"weight": state["classifier.weight"], "bias": state["classifier.bias"]})
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.inner.train(mode)  # the inner method's own rules (a frozen teacher stays in eval mode)
-        return self
-
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """(B,) class predictions of the online probe over all classes."""
-        return self.classifier(self.features(images)).argmax(1)

@@ -172,33 +172,3 @@ def synthetic_logits_from_dots(
         return query.new_zeros(query.shape[0], 0)
     return torch.cat(pieces, dim=1).to(query.dtype)  # (B, S)
 
-
-def synthetic_logits_of_draws(
-    query: torch.Tensor,
-    queue: torch.Tensor,
-    queue_logits: torch.Tensor,
-    hard: torch.Tensor,
-    first: list[torch.Tensor],
-    second: torch.Tensor,
-    coef: list[torch.Tensor],
-    noise: torch.Tensor,
-    extrapolation: str,
-    delta: float,
-    eta: float,
-) -> torch.Tensor:
-    """:func:`synthetic_logits_from_dots` from drawn *positions* within the N hardest: the part of the
-    negatives path that ``torch.compile`` takes whole (no random draws, no data-dependent shapes).
-
-    Args:
-        hard: (B, N) queue rows of the N hardest negatives, hardest first (the selection).
-        first: per strategy (B, n_t) positions within ``hard`` of the source negative.
-        second: (B, n_3) positions of mixup's second source.
-        Others as :func:`synthetic_logits_from_dots`.
-
-    Returns:
-        (B, S) un-tempered logits; gradient into ``query`` only.
-    """
-    first_rows = [torch.gather(hard, 1, pos) for pos in first]  # per strategy (B, n_t) queue rows
-    second_rows = torch.gather(hard, 1, second)  # (B, n_3)
-    return synthetic_logits_from_dots(query, queue, queue_logits, first_rows, second_rows, coef, noise,
-                                      extrapolation, delta, eta)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from synco.negatives import synthesize
-from synco.negatives.dot_logits import synthetic_logits_from_dots, synthetic_logits_of_draws
+from synco.negatives.dot_logits import synthetic_logits_from_dots
 from synco.negatives.select import check_num_hard, mask_logits, select_hardest
 
 #: Strategy ids in the order the synthetic negatives are laid out along S.
@@ -94,6 +94,16 @@ def rows_of_positions(hard: torch.Tensor, draws: SynthesisDraws) -> _Draws:
     first = [torch.gather(hard, 1, pos) for pos in draws.first]  # per strategy (B, n_t)
     second = torch.gather(hard, 1, draws.second)  # (B, n_3)
     return _Draws(hard=hard, first=first, second=second, coef=draws.coef, noise=draws.noise)
+
+
+def synthetic_logits_of_draws(query, queue, queue_logits, hard, first, second, coef, noise, extrapolation: str,
+                              delta: float, eta: float) -> torch.Tensor:
+    """:func:`synthetic_logits_from_dots` from drawn *positions* (a :class:`SynthesisDraws`' tensors) within the
+    N hardest ``hard`` (B, N): the part of the negatives path that ``torch.compile`` takes whole (no random draws,
+    no data-dependent shapes). Returns (B, S), gradient into ``query`` only."""
+    rows = rows_of_positions(hard, SynthesisDraws(first=first, second=second, coef=coef, noise=noise))
+    return synthetic_logits_from_dots(query, queue, queue_logits, rows.first, rows.second, rows.coef, rows.noise,
+                                      extrapolation, delta, eta)
 
 
 class SyntheticNegatives(torch.nn.Module):
@@ -293,24 +303,27 @@ class SyntheticNegatives(torch.nn.Module):
             queue_logits = torch.einsum("bd,kd->bk", query.detach(), queue.detach())  # (B, K)
         hard = self.select(query, queue, queue_logits, exclude, hardest)  # (B, N)
         positions = self.draw(query.shape[0], query.shape[1], generator, query.device, query.dtype)
-        draws = rows_of_positions(hard, positions)
+        compiled = self._compiled_logits is not None and self.num_synthetic and self.logits_path == "dots"
+        # Queue rows of the drawn positions: eagerly only when something here reads them (the compiled path
+        # gathers its own inside the graph).
+        draws = rows_of_positions(hard, positions) if with_sources or not compiled else None
         sources = None
         if with_sources:
             strategy, index = self._layout(draws, query.device)
             sources = SyntheticSources(hardest=draws.hard, index=index, strategy=strategy)
-        if self.logits_path == "vectors":
-            vectors = self._sample(query, queue, draws).vectors
-            return torch.einsum("bd,bsd->bs", query, vectors.to(query.dtype)), sources  # (B, S)
-        if self._compiled_logits is not None and self.num_synthetic:
+        if compiled:
             logits = self._compiled_logits(
                 query, queue, queue_logits, hard, positions.first, positions.second, positions.coef, positions.noise,
                 self.extrapolation, self.delta, self.eta,
             )  # (B, S)
-            return logits, sources
-        logits = synthetic_logits_from_dots(
-            query, queue, queue_logits, draws.first, draws.second, draws.coef, draws.noise,
-            self.extrapolation, self.delta, self.eta,
-        )  # (B, S)
+        elif self.logits_path == "vectors":
+            vectors = self._sample(query, queue, draws).vectors
+            logits = torch.einsum("bd,bsd->bs", query, vectors.to(query.dtype))  # (B, S)
+        else:
+            logits = synthetic_logits_from_dots(
+                query, queue, queue_logits, draws.first, draws.second, draws.coef, draws.noise,
+                self.extrapolation, self.delta, self.eta,
+            )  # (B, S)
         return logits, sources
 
     def _layout(self, draws: _Draws, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
