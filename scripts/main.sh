@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Data sets beside the repository (CIFAR-10 JPEG archives in ../shared/datasets/cifar10-jpeg) unless set.
-export SYNCO_DATA_ROOT="${SYNCO_DATA_ROOT:-$(cd .. && pwd)/shared/datasets}"
+source scripts/data_root.sh
 exec .venv/bin/synco pretrain configs/pretrain/cifar10/synco.yaml "$@"
