@@ -9,9 +9,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # torch/torchvision are pinned in pyproject.toml (torch==2.14.1, torchvision==0.29.1).
-if ! .venv/bin/python -c "import synco, torch, torchvision, timm, lightning, omegaconf, pytest" 2>/dev/null; then
+# One interpreter start checks the install and reads the versions (each start imports torch: seconds).
+CHECK='import synco, torch, torchvision, timm, lightning, omegaconf, pytest; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
+if ! VERSIONS=$(.venv/bin/python -c "$CHECK" 2>/dev/null); then
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e ".[test]"
+  VERSIONS=$(.venv/bin/python -c "$CHECK")
 fi
 
 # Fashion-MNIST comes from Debian's package (no internet needed beyond the Debian mirror).
@@ -29,4 +32,4 @@ if ! command -v g++ >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq g++ >/dev/null
 fi
-echo "setup done: $(.venv/bin/python -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)')"
+echo "setup done: $VERSIONS"
