@@ -7,6 +7,7 @@ steps (the warm-up includes compilation). Run it once per setting, nothing else 
     .venv/bin/python benchmarks/step_alone.py eager
     .venv/bin/python benchmarks/step_alone.py compiled
     .venv/bin/python benchmarks/step_alone.py compiled --profile model.bn_splits=1
+    .venv/bin/python benchmarks/step_alone.py compiled --profile --shapes   # each convolution layer apart
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("mode", choices=["eager", "compiled"])
     parser.add_argument("--recipe", default="configs/pretrain/cifar10/synco.yaml")
     parser.add_argument("--profile", action="store_true", help="also the profiler's table of 3 steps")
+    parser.add_argument("--shapes", action="store_true", help="with --profile: one row per operator and input shape")
     parser.add_argument("--bf16", action="store_true", help="the step under CPU autocast to bfloat16 (bf16-mixed)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -64,10 +66,11 @@ def main() -> None:
     if args.profile:
         from torch.profiler import profile
 
-        with profile() as prof:
+        with profile(record_shapes=args.shapes) as prof:
             for _ in range(3):
                 step()
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        table = prof.key_averages(group_by_input_shape=args.shapes)
+        print(table.table(sort_by="self_cpu_time_total", row_limit=15, max_shapes_column_width=90))
 
 
 if __name__ == "__main__":
