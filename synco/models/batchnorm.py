@@ -50,27 +50,77 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
         return out
 
     def _compiled_split_forward(self, x: torch.Tensor, g: int) -> torch.Tensor:
-        """The same function written as explicit reductions, for ``torch.compile``.
+        """The same function as explicit reductions with a closed-form backward, for ``torch.compile``.
 
-        ``x.view(B / G, G C, H, W)`` puts image b = i G + j in group j; here that is the view
-        (B / G, G, C, H, W) with statistics over dims (0, 3, 4). Inductor fuses these reductions well, while
-        the batch-norm kernel on the folded view compiled to a slow strided reduction (the split-BN step
-        barely gained from compilation). Eager runs keep ``F.batch_norm``, so their numbers do not move.
+        The batch-norm kernel on the folded view compiled to a slow strided reduction, and autograd's
+        backward of an explicit ``var_mean`` form re-read the activation for every one of its chained
+        reductions (see :class:`_SplitBatchNormFunction`). Eager runs keep ``F.batch_norm``, so their numbers
+        do not move.
         """
-        batch, channels, height, width = x.shape
-        xg = x.view(batch // g, g, channels, height, width)  # (B/G, G, C, H, W)
-        var, mean = torch.var_mean(xg, dim=(0, 3, 4), correction=0, keepdim=True)  # (1, G, C, 1, 1), biased
-        weight = self.weight.view(1, 1, channels, 1, 1)
-        bias = self.bias.view(1, 1, channels, 1, 1)
-        out = ((xg - mean) * torch.rsqrt(var + self.eps) * weight + bias).view(batch, channels, height, width)
+        out, mean, var = _SplitBatchNormFunction.apply(x, self.weight, self.bias, g, self.eps)
         with torch.no_grad():  # running statistics: per group as F.batch_norm (unbiased variance), then averaged
+            batch, _, height, width = x.shape
             count = (batch // g) * height * width
             momentum = self.momentum if self.momentum is not None else 0.1
-            group_mean = mean.view(g, channels).mean(dim=0)
-            group_var = (var.view(g, channels) * count / max(count - 1, 1)).mean(dim=0)
-            self.running_mean.mul_(1 - momentum).add_(momentum * group_mean)
-            self.running_var.mul_(1 - momentum).add_(momentum * group_var)
+            self.running_mean.mul_(1 - momentum).add_(momentum * mean.mean(dim=0))
+            self.running_var.mul_(1 - momentum).add_(momentum * (var * count / max(count - 1, 1)).mean(dim=0))
         return out
+
+
+def _group_sum(values: torch.Tensor, g: int) -> torch.Tensor:
+    """(B, C, H, W) -> (G, C): sums over (H, W) per image, then over the B / G images of each group.
+
+    Image b = i G + j is in group j (``x.view(B / G, G C, H, W)``). Summing per image first gives the
+    compiler B independent reductions to spread over threads (one stage over (B / G, H, W) gave it C / 16).
+    """
+    batch, channels = values.shape[:2]
+    return values.sum(dim=(2, 3)).view(batch // g, g, channels).sum(dim=0)
+
+
+def _per_image(group_values: torch.Tensor, batch: int) -> torch.Tensor:
+    """(G, C) -> (B, C, 1, 1): each image's row of its group."""
+    g, channels = group_values.shape
+    return group_values.expand(batch // g, g, channels).reshape(batch, channels, 1, 1)
+
+
+class _SplitBatchNormFunction(torch.autograd.Function):
+    """Training-mode split batch norm, ``y = (x - mu_g) / sqrt(var_g + eps) * w + b`` per group g of B / G images.
+
+    Backward (the standard batch-norm gradient per group, n = B / G * H * W values per statistic, xhat the
+    normalised input): ``dx = w / sqrt(var_g + eps) * (dy - mean_g(dy) - xhat * mean_g(dy * xhat))``,
+    ``dw = sum(dy * xhat)``, ``db = sum(dy)``: two reductions that read the same inputs (the compiler fuses
+    them into one pass) and one elementwise pass, where autograd's derivative of the forward chains three
+    dependent reductions over the activation.
+
+    Returns ``(y (B, C, H, W), mean (G, C), biased variance (G, C))``; the statistics carry no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, g: int, eps: float):
+        batch, _, height, width = x.shape
+        count = (batch // g) * height * width
+        mean = _group_sum(x, g) / count  # (G, C)
+        centered = x - _per_image(mean, batch)
+        var = _group_sum(centered * centered, g) / count  # (G, C), biased, as batch norm normalises
+        rstd = torch.rsqrt(var + eps)  # (G, C)
+        out = centered * _per_image(rstd * weight, batch) + bias.view(1, -1, 1, 1)
+        ctx.save_for_backward(x, mean, rstd, weight)
+        ctx.g = g
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_mean, _grad_var):
+        x, mean, rstd, weight = ctx.saved_tensors
+        g = ctx.g
+        batch, _, height, width = x.shape
+        count = (batch // g) * height * width
+        xhat = (x - _per_image(mean, batch)) * _per_image(rstd, batch)
+        sum_dy = _group_sum(grad_out, g)  # (G, C)
+        sum_dy_xhat = _group_sum(grad_out * xhat, g)  # (G, C)
+        grad_x = _per_image(rstd * weight, batch) * (
+            grad_out - _per_image(sum_dy / count, batch) - xhat * _per_image(sum_dy_xhat / count, batch))
+        return grad_x, sum_dy_xhat.sum(dim=0), sum_dy.sum(dim=0), None, None
 
 
 def convert_to_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:

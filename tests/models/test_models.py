@@ -29,6 +29,28 @@ def test_split_batchnorm_with_one_split_and_in_eval_is_plain_batchnorm():
     torch.testing.assert_close(split3(x), plain(x))
 
 
+@pytest.mark.parametrize("splits", [2, 4])
+def test_the_compiled_split_form_has_batch_norms_values_gradients_and_statistics(splits):
+    """``_compiled_split_forward`` (its own closed-form backward) against the eager batch norm of the same groups,
+    in float64: outputs, gradients of input, weight and bias, and the running statistics."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(8, 3, 5, 5, dtype=torch.float64, generator=g) * 2 + 1).requires_grad_(True)
+    grad_out = torch.randn(8, 3, 5, 5, dtype=torch.float64, generator=g)
+    eager = SplitBatchNorm2d(3, num_splits=splits).double()
+    with torch.no_grad():
+        eager.weight.normal_(generator=g)
+        eager.bias.normal_(generator=g)
+    compiled_form = SplitBatchNorm2d(3, num_splits=splits).double()
+    compiled_form.load_state_dict(eager.state_dict())
+    results = []
+    for bn, forward in ((eager, eager), (compiled_form, lambda inputs: compiled_form._compiled_split_forward(inputs, splits))):
+        out = forward(x)
+        grads = torch.autograd.grad(out, (x, bn.weight, bn.bias), grad_out)
+        results.append((out, *grads, bn.running_mean, bn.running_var))
+    for expected, actual in zip(*results):
+        torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_convert_keeps_weights_and_state_dict_names():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     nn.init.normal_(net[1].weight)
