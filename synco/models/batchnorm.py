@@ -93,10 +93,14 @@ class _SplitBatchNormFunction(torch.autograd.Function):
     dependent reductions over the activation.
 
     Returns ``(y (B, C, H, W), mean (G, C), biased variance (G, C))``; the statistics carry no gradient.
+    Under bf16/fp16 autocast ``x`` and ``dy`` arrive in the low precision; statistics and gradients are
+    computed in float32 (as batch norm's own kernels accumulate), ``y`` in the input's dtype.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, g: int, eps: float):
+        dtype, x_in = x.dtype, x
+        x = x.to(torch.promote_types(dtype, weight.dtype))  # a no-op in float32/float64; fused when compiled
         batch, _, height, width = x.shape
         count = (batch // g) * height * width
         mean = _group_sum(x, g) / count  # (G, C)
@@ -104,15 +108,16 @@ class _SplitBatchNormFunction(torch.autograd.Function):
         var = _group_sum(centered * centered, g) / count  # (G, C), biased, as batch norm normalises
         rstd = torch.rsqrt(var + eps)  # (G, C)
         out = centered * _per_image(rstd * weight, batch) + bias.view(1, -1, 1, 1)
-        ctx.save_for_backward(x, mean, rstd, weight)
-        ctx.g = g
+        ctx.save_for_backward(x_in, mean, rstd, weight)  # the input's own dtype: no float32 copy is kept
+        ctx.g, ctx.dtype = g, dtype
         ctx.mark_non_differentiable(mean, var)
-        return out, mean, var
+        return out.to(dtype), mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
         x, mean, rstd, weight = ctx.saved_tensors
         g = ctx.g
+        x, grad_out = x.to(mean.dtype), grad_out.to(mean.dtype)
         batch, _, height, width = x.shape
         count = (batch // g) * height * width
         xhat = (x - _per_image(mean, batch)) * _per_image(rstd, batch)
@@ -120,7 +125,7 @@ class _SplitBatchNormFunction(torch.autograd.Function):
         sum_dy_xhat = _group_sum(grad_out * xhat, g)  # (G, C)
         grad_x = _per_image(rstd * weight, batch) * (
             grad_out - _per_image(sum_dy / count, batch) - xhat * _per_image(sum_dy_xhat / count, batch))
-        return grad_x, sum_dy_xhat.sum(dim=0), sum_dy.sum(dim=0), None, None
+        return grad_x.to(ctx.dtype), sum_dy_xhat.sum(dim=0), sum_dy.sum(dim=0), None, None
 
 
 def convert_to_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from synco.models import SplitBatchNorm2d, build_backbone, convert_to_split_batchnorm, list_backbones
+from synco.models.batchnorm import _SplitBatchNormFunction
 
 
 def test_split_batchnorm_normalises_each_group_separately():
@@ -49,6 +50,21 @@ def test_the_compiled_split_form_has_batch_norms_values_gradients_and_statistics
         results.append((out, *grads, bn.running_mean, bn.running_var))
     for expected, actual in zip(*results):
         torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_compiled_split_form_keeps_float32_statistics_under_bf16():
+    """Under bf16 autocast the activations arrive in bf16; the statistics are float32 (as batch norm's kernels
+    accumulate), so they equal those of the same values in float32, and the output is bf16 again."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(8, 4, 6, 6, generator=g) * 3 + 5).to(torch.bfloat16).requires_grad_(True)
+    bn = SplitBatchNorm2d(4, num_splits=2)
+    out, mean, var = _SplitBatchNormFunction.apply(x, bn.weight, bn.bias, 2, bn.eps)
+    reference = x.detach().float().view(4, 2, 4, 6, 6)  # image b = 2 i + j in group j
+    torch.testing.assert_close(mean, reference.mean(dim=(0, 3, 4)), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(var, reference.var(dim=(0, 3, 4), unbiased=False), rtol=1e-5, atol=1e-6)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16
 
 
 def test_convert_keeps_weights_and_state_dict_names():
