@@ -4,7 +4,14 @@ and CaSSLe's distillers (Fini et al. 2022), as the authors' code computes them (
 sections 6-7 and 11).
 
 Notation: z = current online projections, k = momentum keys, p = predictor outputs g(z), zb = the frozen
-previous-task model's projections; all (B, D), unit rows unless a function normalises them itself.
+previous-task model's projections; all (B, D).
+
+Inputs, as the authors' functions take them (docs/losses.md lists every public loss):
+- the queue losses (``mocov2plus_loss``, ``pnr_moco_loss``) expect unit rows, as CaSSLe's ``moco_loss_func`` and
+  PNR's ``moco_pnr_loss_func`` (the MoCo method normalises before calling them);
+- the in-batch regularisers (``pnr_simclr_loss``, ``contrastive_distill_loss``) L2-normalise every input
+  themselves, as ``simclr_moco_loss_func`` and ``simclr_distill_loss_func`` do, so raw projector outputs are fine;
+- the BYOL-form terms (``pnr_byol_regularizer``, ``predictive_distill_loss``) use cosines: any scale.
 Queues are (2, K, D): ``queues[v]`` holds past rows of view v + 1, one per row.
 
     CE(a, b, NEG, t) = mean_i -log( e^{a_i.b_i / t} / (e^{a_i.b_i / t} + sum_n e^{a_i.n / t}) )
@@ -87,7 +94,8 @@ def pnr_moco_loss(z1, z2, k1, k2, p1, p2, zb1, zb2, current_queues, previous_que
 def pnr_simclr_loss(p1, p2, z1, z2, zb1, zb2, temperature: float = 0.2,
                     decoupled_stability: bool = True) -> torch.Tensor:
     """PNR for SimCLR (``simclr_moco_loss_func``), on the stacked rows z = [z1; z2], zb, p (2B, D), one
-    temperature (the authors pass ``distill_temperature`` for both terms):
+    temperature (the authors pass ``distill_temperature`` for both terms). Every input is L2-normalised here,
+    as the authors' function does, so raw projector and predictor outputs give the authors' value:
 
         plasticity  l_i = -log e^{z_i.z_i+ / t} / sum_{j != i} (e^{z_i.z_j / t} + e^{z_i.zb_j / t})
         stability   l_i = -log e^{p_i.zb_i / t} / sum_{j != i} (e^{p_i.zb_j / t} + e^{p_i.z_j / t})
@@ -101,7 +109,7 @@ def pnr_simclr_loss(p1, p2, z1, z2, zb1, zb2, temperature: float = 0.2,
     z, zb, p = torch.cat([z1, z2]), torch.cat([zb1, zb2]).detach(), torch.cat([p1, p2])
     with torch.autocast(z.device.type, enabled=False):
         dtype = torch.promote_types(z.dtype, torch.float32)
-        z, zb, p = z.to(dtype), zb.to(dtype), p.to(dtype)
+        z, zb, p = (F.normalize(x.to(dtype), dim=1) for x in (z, zb, p))
         n = len(z)
         rows = torch.arange(n, device=z.device)
         self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
