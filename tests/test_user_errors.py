@@ -273,3 +273,11 @@ def test_a_logger_whose_package_is_missing_is_named():
         pytest.skip("tensorboard is installed here")
     with pytest.raises(ConfigError, match=r"trainer.loggers=\[tensorboard\] needs the tensorboard package"):
         build_loggers(["tensorboard"], "unused")
+
+
+def test_a_subset_larger_than_the_data_set_is_refused_before_any_work(tmp_path, capsys):
+    code, err = synco(capsys, "pretrain", TINY_RECIPE, *TINY, f"run_dir={tmp_path}/run",
+                      f"data.cache_dir={tmp_path}/cache", "data.subset=999999", "train.epochs=1")
+    assert code == 2
+    one_clear_line(err, "data.subset=999999", "60000")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -39,7 +39,7 @@ from synco.continual.tasks import task_indices
 from synco.data.loaders import normalisation
 from synco.data.subsets import sample_names, write_subset
 from synco.engine.checkpoint import load_checkpoint
-from synco.engine.inputs import load_labelled_splits, pretraining_images
+from synco.engine.inputs import first_images, load_labelled_splits, pretraining_images
 from synco.engine.metrics import MetricsWriter, read_metrics
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import feature_model, knn_evaluate
@@ -150,7 +150,8 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
     saved.write_text(json.dumps(split))
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
-    bank, test = labelled.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)
+    bank = first_images(labelled, cfg.eval.train_subset, "eval.train_subset", "training")
+    test = first_images(test, cfg.eval.test_subset, "eval.test_subset", "test")
     mean, std = normalisation(pretraining)
     metrics_path = run_dir / "metrics.jsonl"
     records = read_metrics(metrics_path) if metrics_path.is_file() else []

@@ -48,8 +48,21 @@ def load_splits(cfg: DictConfig):
         raise ValueError(
             f"train.batch_size={cfg.train.batch_size} is larger than the training set ({len(train)} images)"
         )
-    bank = labelled.head(cfg.eval.train_subset)  # the whole labelled training split by default
-    return train, bank, test.head(cfg.eval.test_subset)
+    bank = first_images(labelled, cfg.eval.train_subset, "eval.train_subset", "training")  # all by default
+    return train, bank, first_images(test, cfg.eval.test_subset, "eval.test_subset", "test")
+
+
+def first_images(data, count: int | None, key: str, split: str):
+    """``data.head(count)``, refusing a ``count`` larger than the split (a typo such as 999999 for 9999 would
+    otherwise train or evaluate silently on everything).
+
+    Raises:
+        ValueError: naming ``key``, the count and the split's size.
+    """
+    if count is not None and count > len(data):
+        raise ValueError(f"{key}={count} is larger than the {split} split ({len(data)} images); "
+                         f"use at most {len(data)}, or null for all of it")
+    return data.head(count)
 
 
 def pretraining_images(cfg: DictConfig, labelled):
@@ -60,7 +73,7 @@ def pretraining_images(cfg: DictConfig, labelled):
     if data.dataset == "stl10":
         images = load_dataset(data.dataset, data.root, True, data.cache_dir, data.image_size, data.download,
                               pretrain_split=data.pretrain_split or "unlabeled")
-    images = images.head(data.subset)
+    images = first_images(images, data.subset, "data.subset", "pretraining")
     if data.train_subset_file:
         from synco.data.subsets import read_subset
 

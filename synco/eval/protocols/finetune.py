@@ -35,7 +35,7 @@ from synco.config import to_yaml
 from synco.data.datasets import resolve_cache_dir
 from synco.data.loaders import LabelledDataset
 from synco.data.subsets import balanced_subset, read_subset, sample_names, shot_subset, write_subset
-from synco.engine.inputs import load_labelled_splits
+from synco.engine.inputs import first_images, load_labelled_splits
 from synco.engine.launch import per_process_batch, protocol_fabric
 from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
@@ -171,7 +171,7 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
     fabric = protocol_fabric(cfg, device)
     per_process_batch(ft.batch_size, fabric.world_size, "finetune.batch_size")  # before any long work
     train, test = load_labelled_splits(cfg)
-    test = test.head(cfg.eval.test_subset)
+    test = first_images(test, cfg.eval.test_subset, "eval.test_subset", "test")
     indices, subset_path = labelled_subset(cfg, train, write=fabric.is_global_zero)
     mean, std = run_normalisation(state, cfg, train)  # what the encoder was pretrained with
     encoder = frozen_encoder(cfg, state, train.channels, "backbone")

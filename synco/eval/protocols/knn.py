@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from synco.config import to_yaml
-from synco.engine.inputs import load_labelled_splits
+from synco.engine.inputs import first_images, load_labelled_splits
 from synco.engine.launch import protocol_fabric
 from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
@@ -27,7 +27,8 @@ def run_knn(target: str | Path, recipe: str | None = None, overrides: list[str] 
     data = cfg.data
     train, test = load_labelled_splits(cfg)
     mean, std = run_normalisation(state, cfg, train)  # before the subset: the pretraining images'
-    train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)
+    train = first_images(train, cfg.eval.train_subset, "eval.train_subset", "training")
+    test = first_images(test, cfg.eval.test_subset, "eval.test_subset", "test")
     model = frozen_encoder(cfg, state, train.channels, cfg.eval.feature).to(device)
     result = knn_evaluate(model, train, test, mean, std, cfg.eval.knn_k, cfg.eval.knn_temperature,
                           cfg.eval.batch_size, device, data.image_size, data.num_workers)

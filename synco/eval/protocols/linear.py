@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 
 from synco.config import to_yaml
 from synco.data.loaders import LabelledDataset
-from synco.engine.inputs import load_labelled_splits
+from synco.engine.inputs import first_images, load_labelled_splits
 from synco.engine.launch import per_process_batch, protocol_fabric
 from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
@@ -113,7 +113,8 @@ def run_linear(target: str | Path, recipe: str | None = None, overrides: list[st
     device = fabric.device
     train, test = load_labelled_splits(cfg)
     mean, std = run_normalisation(state, cfg, train)  # before the subset: the pretraining images'
-    train, test = train.head(cfg.eval.train_subset), test.head(cfg.eval.test_subset)  # all by default
+    train = first_images(train, cfg.eval.train_subset, "eval.train_subset", "training")  # all by default
+    test = first_images(test, cfg.eval.test_subset, "eval.test_subset", "test")
     feature = cfg.linear.feature or cfg.eval.feature
     model = frozen_encoder(cfg, state, train.channels, feature).to(device)
     before = _state_snapshot(model)
