@@ -16,6 +16,17 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def launched_as_rank_zero() -> bool:
+    """Whether the launcher started this process as global rank 0, readable before any process group exists
+    (torchrun: RANK; SLURM: SLURM_PROCID; Lightning's launcher: NODE_RANK and LOCAL_RANK); True alone."""
+    import os
+
+    for name in ("RANK", "SLURM_PROCID"):
+        if name in os.environ:
+            return os.environ[name] == "0"
+    return os.environ.get("NODE_RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 

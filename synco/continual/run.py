@@ -38,9 +38,11 @@ from synco.continual.metrics import summary
 from synco.continual.tasks import task_indices
 from synco.data.loaders import normalisation
 from synco.data.subsets import sample_names, write_subset
+from synco.distributed import launched_as_rank_zero
 from synco.engine.checkpoint import load_checkpoint
 from synco.engine.inputs import first_images, load_labelled_splits, pretraining_images
 from synco.engine.metrics import MetricsWriter, read_metrics
+from synco.engine.run_lock import RunLock
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import feature_model, knn_evaluate
 from synco.methods import build_method
@@ -126,11 +128,28 @@ def _online_row(cfg: DictConfig, state: dict, train, test, classes, mean, std) -
 
 
 def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
-    """Train ``cfg.continual.tasks`` tasks in turn; returns the final record (R and the continual metrics)."""
+    """Train ``cfg.continual.tasks`` tasks in turn; returns the final record (R and the continual metrics).
+
+    The stream's directory is write-locked while it runs (each task's run directory too, by ``pretrain``).
+
+    Raises:
+        RunLockedError: another live process writes the stream.
+    """
+    run_dir = Path(cfg.run_dir)
+    lock = RunLock(run_dir)
+    if launched_as_rank_zero():
+        ensure_writable_dir(run_dir, "run_dir")
+        lock.acquire()
+    try:
+        return _run_continual(cfg, run_dir, resume)
+    finally:
+        lock.release()
+
+
+def _run_continual(cfg: DictConfig, run_dir: Path, resume: bool) -> dict:
     from synco.engine.pretrain import checkpoint_path, pretrain
 
     ct = cfg.continual
-    run_dir = Path(cfg.run_dir)
     labelled, test = load_labelled_splits(cfg)
     pretraining = pretraining_images(cfg, labelled)
     indices, classes = task_indices(pretraining.labels, ct.split, ct.tasks, ct.seed,

@@ -23,7 +23,7 @@ from synco.engine.inputs import augmentation, check_training_labels, load_splits
 from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rng import RunGenerators
-from synco.errors import ensure_writable_dir
+from synco.engine.run_lock import hold_run_lock
 from synco.eval.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
 from synco.methods import build_method
 
@@ -45,13 +45,19 @@ def started_without_checkpoint(run_dir: Path) -> bool:
 def _checkpoint_to_resume(run_dir: Path, resume: bool) -> dict | None:
     """The checkpoint ``--resume`` continues from (None: start at epoch 0); refuses to overwrite a run.
 
+    Called while holding the run's write lock, so a run without a checkpoint is not being written by anyone.
     A run that stopped before its first checkpoint has nothing to lose: ``--resume`` starts it again from
-    epoch 0 (its partial files are replaced), and a plain start says to pass ``--resume``.
+    epoch 0 (its partial files are replaced), and a plain start says to pass ``--resume``. ``--resume`` on
+    a run directory with no run in it starts one, so that one job script serves the first start and every
+    restart of a requeued job.
     """
     if resume:
         if started_without_checkpoint(run_dir):
             log.warning("%s has no checkpoint yet (the run stopped during its first epoch): starting it again "
                         "from epoch 0", run_dir)
+            return None
+        if not checkpoint_path(run_dir).exists():
+            log.info("--resume: %s holds no run yet; starting one from epoch 0", run_dir)
             return None
         return load_checkpoint(checkpoint_path(run_dir))
     if started_without_checkpoint(run_dir):
@@ -67,16 +73,25 @@ def _checkpoint_to_resume(run_dir: Path, resume: bool) -> dict | None:
 def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     """Pretrain the method ``cfg.method.name`` as configured; returns the final metrics record.
 
-    Runs unchanged on one process or on many (every process executes this function; rank 0 writes).
+    Runs unchanged on one process or on many (every process executes this function; rank 0 writes). The
+    run directory's write lock is held throughout (``synco.engine.run_lock``): a second writer is refused.
 
     Raises:
-        CheckpointError: ``resume`` without a readable checkpoint in ``run_dir``.
+        CheckpointError: ``resume`` with an unreadable checkpoint in ``run_dir``.
+        RunLockedError: another live process writes ``run_dir``.
         NonFiniteLossError: the loss became NaN or infinite.
+        TrainingStopped: a stop signal (SIGTERM, SIGINT, SIGUSR1) arrived; a checkpoint that resumes exactly
+            was written first.
     """
     run_dir = Path(cfg.run_dir)
     if cfg.trainer.reuse_cpu_memory:
         keep_freed_cpu_memory()
     fabric = build_fabric(cfg, loggers_root=run_dir)
+    with hold_run_lock(fabric, run_dir):
+        return _pretrain(cfg, fabric, run_dir, resume)
+
+
+def _pretrain(cfg: DictConfig, fabric, run_dir: Path, resume: bool) -> dict:
     device, world = fabric.device, fabric.world_size
     seed = cfg.train.seed
     batch_size = cfg.train.batch_size  # global
@@ -89,8 +104,6 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
 
     # Everything that can fail fast does so before training starts, and before rank 0 writes anything.
     state = _checkpoint_to_resume(run_dir, resume)
-    if fabric.is_global_zero:
-        ensure_writable_dir(run_dir, "run_dir")
     train, bank, test = load_splits(cfg)
     fabric.barrier()
     mean, std = normalisation(train)
