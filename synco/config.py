@@ -105,6 +105,12 @@ class TrainerConfig:
     reuse_cpu_memory: bool = True
     # Lightning loggers that receive the numeric metrics besides metrics.jsonl: csv, tensorboard, wandb
     loggers: list[str] = field(default_factory=list)
+    # Under SLURM: after a stop signal (SIGTERM, SIGUSR1) and its checkpoint, requeue the job with `scontrol requeue`
+    # so that it continues by itself (its script must pass --resume; docs/distributed.md)
+    requeue: bool = False
+    # Seconds a collective operation may wait for the other processes before the job ends with one line
+    # naming the rank (torch.distributed's own default: 1800)
+    collective_timeout: int = 1800
 
 
 @dataclass
@@ -258,7 +264,7 @@ def validate(cfg: DictConfig) -> None:
         if logger not in LOGGERS:
             raise ConfigError(f"trainer.loggers: {logger!r} is not allowed; choose among {list(LOGGERS)}")
     for key in ("data.image_size", "model.embedding_dim", "model.bn_splits", "trainer.num_nodes",
-                "train.batch_size", "train.log_every", "eval.knn_k", "eval.batch_size"):
+                "trainer.collective_timeout", "train.batch_size", "train.log_every", "eval.knn_k", "eval.batch_size"):
         at_least(cfg, key, 1)
     for key in ("data.subset", "eval.train_subset", "eval.test_subset", "eval.every_epochs", "train.stop_after",
                 "eval.analysis_every"):

@@ -162,9 +162,10 @@ def test_a_run_killed_while_writing_its_first_checkpoint_can_be_resumed(tmp_path
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    """Ctrl-C finishes the step, writes a checkpoint (mid-epoch) and prints one line with the resume command."""
     run = tmp_path / "run"
-    # A shell that starts jobs in the background (as CI may) has them ignore SIGINT, and Python keeps an
-    # ignored SIGINT ignored: the child restores Python's handler first, as a process in a terminal has it.
+    # A shell that starts jobs in the background (as CI may) has them ignore SIGINT, and synco keeps an ignored
+    # signal ignored: the child restores Python's handler first, as a process in a terminal has it.
     launcher = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
                 "runpy.run_module('synco.cli', run_name='__main__')")
     argv = [sys.executable, "-c", launcher, "pretrain", TINY_RECIPE, *TINY, f"run_dir={run}",
@@ -179,9 +180,12 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert "synco: interrupted" in err and "--resume" in err and str(checkpoint_path(run)) in err
-    epoch = load_checkpoint(checkpoint_path(run))["epoch"]
-    assert f"checkpoint of epoch {epoch}" in err
+    lines = [line for line in err.splitlines() if line.startswith("synco: stopped by SIGINT")]
+    assert len(lines) == 1 and "--resume" in lines[0] and str(checkpoint_path(run)) in lines[0], err[-2000:]
+    state = load_checkpoint(checkpoint_path(run))
+    where = (f"epoch {state['epoch'] + 1}, step {state['mid_epoch']['epoch_step']}" if "mid_epoch" in state
+             else f"epoch {state['epoch']}")
+    assert f"checkpoint of {where}" in lines[0]
 
 
 @pytest.mark.slow

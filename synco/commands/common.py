@@ -58,20 +58,63 @@ def load_recipe(args):
         return None
 
 
-def run_training(call, interrupted: Callable[[], str]) -> tuple[object, int | None]:
-    """``(call(), None)``, or ``(None, exit code)`` after printing one line: 130 on Ctrl-C (with
-    ``interrupted()``, what the user can do, on rank 0), 2 for a user error, 3 for a non-finite loss."""
+def run_training(call, interrupted: Callable[[], str], requeue: bool = False) -> tuple[object, int | None]:
+    """``(call(), None)``, or ``(None, exit code)`` after printing one line on rank 0 (``interrupted()`` says
+    where the run stands and the command that continues it).
+
+    Exit codes: 2 a user error, 3 a non-finite loss, 4 another rank of a distributed run died or stalled,
+    128 + N a stop signal N (SIGINT 130, SIGTERM 143, SIGUSR1 138): training stopped after its current step
+    and wrote a checkpoint that ``--resume`` continues exactly. With ``requeue`` (``trainer.requeue``) a SLURM
+    job is requeued after a stop signal, so it continues by itself.
+    """
     from synco.engine.pretrain import NonFiniteLossError
+    from synco.engine.rank_faults import describe_failure, is_collective_failure
+    from synco.engine.stop_signals import STOP, SignalReceived, TrainingStopped
+
+    def say(text: str) -> None:
+        if not other_rank():
+            print(text, file=sys.stderr, flush=True)
 
     try:
-        return call(), None
+        with STOP.install():
+            return call(), None
+    except TrainingStopped as stop:
+        requeued = _requeue_slurm_job() if requeue and not other_rank() else ""
+        say(f"synco: {stop}. {interrupted()}{requeued}")
+        return None, stop.exit_code
     except KeyboardInterrupt:
-        if not other_rank():
-            print(f"\nsynco: interrupted. {interrupted()}", file=sys.stderr)
+        say(f"\nsynco: interrupted. {interrupted()}")
         return None, 130
+    except SignalReceived as received:
+        say(f"synco: stopped by {received}. {interrupted()}")
+        return None, 128 + received.signum
     except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"synco: error: {err}", file=sys.stderr)
+        say(f"synco: error: {err}")
         return None, 2
     except NonFiniteLossError as err:
-        print(f"synco: training stopped: {err}", file=sys.stderr)
+        say(f"synco: training stopped: {err}")
         return None, 3
+    except Exception as err:
+        if not is_collective_failure(err):
+            raise
+        say(f"synco: error: {describe_failure(err)}. {interrupted()}")
+        return None, 4
+
+
+def _requeue_slurm_job() -> str:
+    """``scontrol requeue`` this SLURM job (what Lightning's SLURM environment does at SIGUSR1); what it did."""
+    import os
+    import subprocess
+
+    job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job and "SLURM_ARRAY_TASK_ID" in os.environ else None
+    job = job or os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return " (trainer.requeue=true, but this is not a SLURM job: nothing was requeued)"
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f" (scontrol requeue {job} failed: {err})"
+    if done.returncode != 0:
+        return f" (scontrol requeue {job} failed: {done.stderr.strip() or done.returncode})"
+    return f" SLURM job {job} was requeued and will continue by itself."

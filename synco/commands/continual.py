@@ -20,7 +20,8 @@ def run(args) -> int:
 
     command = " ".join(["synco continual", args.config, *args.overrides, "--resume"])
     record, code = run_training(lambda: run_continual(cfg, resume=args.resume),
-                                lambda: f"Every finished epoch is checkpointed; continue with:\n  {command}")
+                                lambda: f"Every task's run keeps its last checkpoint; continue with: {command}",
+                                requeue=cfg.trainer.requeue)
     if code is not None:
         return code
     if not record["finished"]:

@@ -45,12 +45,14 @@ def resume_hint(run_dir: str, args) -> str:
     command = " ".join(["synco pretrain", args.config, *args.overrides, "--resume"])
     path = checkpoint_path(run_dir)
     try:
-        epoch = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        epoch, mid_epoch = int(state["epoch"]), state.get("mid_epoch")
     except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError):
         epoch = None  # no checkpoint yet, or unreadable: --resume then starts again, or says why
     if epoch is not None:
-        return f"The checkpoint of epoch {epoch} is in {path}; continue with:\n  {command}"
-    return f"No epoch was finished, so nothing is lost; start again with:\n  {command}"
+        what = f"epoch {epoch + 1}, step {int(mid_epoch['epoch_step'])}" if mid_epoch else f"epoch {epoch}"
+        return f"The checkpoint of {what} is in {path}; continue with: {command}"
+    return f"No checkpoint was written yet, so nothing is lost; start again with: {command}"
 
 
 def run(args) -> int:
@@ -59,7 +61,8 @@ def run(args) -> int:
         return 2
     from synco.engine.pretrain import pretrain  # heavy imports after validation
 
-    record, code = run_training(lambda: pretrain(cfg, resume=args.resume), lambda: resume_hint(cfg.run_dir, args))
+    record, code = run_training(lambda: pretrain(cfg, resume=args.resume), lambda: resume_hint(cfg.run_dir, args),
+                                requeue=cfg.trainer.requeue)
     if code is not None:
         return code
     if other_rank():  # every process returns here; one report is enough

@@ -158,13 +158,18 @@ def augmentation(cfg: DictConfig, data, mean: list[float], std: list[float], dev
 
 
 def views_iterator(cfg, data, order, batch_size, augment, generator, device, rank=0, world=1, sample_loader=None,
-                   worker_seed=0):
+                   worker_seed=0, first_step=0):
     """Yield this rank's :class:`~synco.data.batch.Batch` es (two views, image indices, labels) in ``order``.
 
     ``batch_size`` is the global batch B; step s covers ``order[s B:(s + 1) B]`` and rank r takes the
     r-th of its W equal slices, so W processes see together exactly what one process would. The
     ragged tail of the epoch is dropped, as in MoCo. Labels come along when the data set has any
     (``data.labels >= 0``); self-supervised methods ignore them.
+
+    ``first_step`` > 0 continues an epoch from a mid-epoch checkpoint: the batches of the steps before it are
+    skipped, with the random streams as they were after them. Batched augmentation (``augment_on=batch``) and
+    DataLoaders without workers skip them without work (their streams were saved after them); workers draw
+    from per-worker streams seeded each epoch, so their first batches are produced and dropped.
     """
     steps = len(order) // batch_size
     local = batch_size // world
@@ -179,13 +184,18 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device, ran
         return order[start : start + local]  # (b,)
 
     if cfg.data.augment_on == "batch":
-        for step in range(steps):
+        for step in range(first_step, steps):
             index = rank_slice(step)  # (b,)
             images = data.images[index].to(device, non_blocking=True)  # (b, C, H, W) uint8
             yield make(augment(images, generator), augment(images, generator), index)
         return
     batches = [rank_slice(s).tolist() for s in range(steps)]
-    for view_q, view_k, index in sample_loader.epoch(batches, worker_seed):
+    # Workers seed their streams from worker_seed at every epoch: their first batches are produced and dropped.
+    # Without workers the augmentations draw from this process's stream, restored as it was after them.
+    dropped = first_step if sample_loader.workers > 0 else 0
+    for step, (view_q, view_k, index) in enumerate(sample_loader.epoch(batches[first_step - dropped:], worker_seed)):
+        if step < dropped:
+            continue
         view_q, view_k = view_q.to(device, non_blocking=True), view_k.to(device, non_blocking=True)
         if cfg.data.augment_on == "accelerator":  # uint8 crops from the workers
             view_q, view_k = augment(view_q, generator), augment(view_k, generator)

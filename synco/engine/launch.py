@@ -8,10 +8,11 @@ processes itself.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from lightning.fabric import Fabric
 from lightning.fabric.strategies import DDPStrategy
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def _several_processes(cfg: DictConfig) -> bool:
@@ -65,7 +66,9 @@ def build_fabric(cfg: DictConfig, loggers_root=None) -> Fabric:
         # The queue is a buffer that every rank updates identically (keys are gathered before the
         # enqueue), so DDP's per-forward buffer broadcast (64 MiB at K = 65536) is pure overhead; buffers
         # are synchronised once at setup, and batch-norm statistics again before each evaluation.
-        strategy = DDPStrategy(forward_sync_buffers=False)
+        # A rank that stalls ends the job after trainer.collective_timeout seconds (rank_faults names it).
+        timeout = timedelta(seconds=OmegaConf.select(cfg, "trainer.collective_timeout", default=1800))
+        strategy = DDPStrategy(forward_sync_buffers=False, timeout=timeout)
     fabric = Fabric(
         accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
         precision=cfg.trainer.precision, strategy=strategy,

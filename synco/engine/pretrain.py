@@ -22,6 +22,7 @@ from synco.engine.fit import FitHooks, FitInputs, FitState, NonFiniteLossError, 
 from synco.engine.inputs import augmentation, check_training_labels, load_splits, views_iterator
 from synco.engine.launch import build_fabric, per_process_batch
 from synco.engine.metrics import MetricsWriter, truncate_metrics
+from synco.engine.rank_faults import register_processes
 from synco.engine.rng import RunGenerators
 from synco.engine.run_lock import hold_run_lock
 from synco.eval.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
@@ -87,6 +88,7 @@ def pretrain(cfg: DictConfig, resume: bool = False) -> dict:
     if cfg.trainer.reuse_cpu_memory:
         keep_freed_cpu_memory()
     fabric = build_fabric(cfg, loggers_root=run_dir)
+    register_processes(fabric, cfg.trainer.collective_timeout)  # names a rank that dies (rank_faults)
     with hold_run_lock(fabric, run_dir):
         return _pretrain(cfg, fabric, run_dir, resume)
 
@@ -123,12 +125,15 @@ def _pretrain(cfg: DictConfig, fabric, run_dir: Path, resume: bool) -> dict:
     start = FitState()
     if state is not None:
         start = FitState.restore(state, trainee, generators, checkpoint_path(run_dir), cfg)
-        log.info("resumed from %s at epoch %d", checkpoint_path(run_dir), start.epoch)
+        where = f"epoch {start.epoch + 1}, step {start.epoch_step}" if start.epoch_step else f"epoch {start.epoch}"
+        log.info("resumed from %s at %s", checkpoint_path(run_dir), where)
 
     metrics = MetricsWriter(run_dir / "metrics.jsonl", enabled=fabric.is_global_zero, loggers=fabric.loggers)
     if fabric.is_global_zero and (state is not None or resume):
         # A crash may have logged past the checkpoint; a run restarted from epoch 0 keeps nothing.
-        truncate_metrics(metrics.path, start.epoch, start.global_step if state is not None else -1)
+        # A mid-epoch checkpoint keeps the step records of its unfinished epoch (numbered epoch + 1) up to its step.
+        logged_epoch = start.epoch + (1 if start.epoch_step else 0)
+        truncate_metrics(metrics.path, logged_epoch, start.global_step if state is not None else -1)
     if fabric.is_global_zero:  # the folder exists: ensure_writable_dir made it
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
 
@@ -146,9 +151,9 @@ def _pretrain(cfg: DictConfig, fabric, run_dir: Path, resume: bool) -> dict:
 
     augment, sample_loader = augmentation(cfg, train, mean, std, device)
 
-    def batches(order, worker_seed):
+    def batches(order, worker_seed, first_step=0):
         return views_iterator(cfg, train, order, batch_size, augment, generators.local, device, fabric.global_rank,
-                              world, sample_loader, worker_seed)
+                              world, sample_loader, worker_seed, first_step)
 
     def knn_record() -> dict:
         sync_batchnorm_statistics(method.embedding_model)  # every rank evaluates rank 0's encoder

@@ -86,9 +86,9 @@ def _run_pieces(cfg):
     trainee = Trainee.prepare(fabric, method, cfg)
     augment, loader = augmentation(cfg, train, mean, std, fabric.device)
 
-    def batches(order, worker_seed):
+    def batches(order, worker_seed, first_step=0):
         return views_iterator(cfg, train, order, cfg.train.batch_size, augment, generators.local, fabric.device,
-                              sample_loader=loader, worker_seed=worker_seed)
+                              sample_loader=loader, worker_seed=worker_seed, first_step=first_step)
 
     return fabric, trainee, FitInputs(train, batches), generators
 

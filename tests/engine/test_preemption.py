@@ -1,0 +1,113 @@
+"""Stop signals: training ends after the current step with a checkpoint that resumes exactly, mid-epoch too."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_runs import TINY, tiny
+
+from synco.config import load_config
+from synco.engine import fit as fit_module
+from synco.engine.checkpoint import load_checkpoint
+from synco.engine.pretrain import checkpoint_path, pretrain
+from synco.engine.stop_signals import STOP, TrainingStopped
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_RECIPE = "configs/pretrain/fashion_mnist/synco.yaml"
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Weights, queues, optimizer state, RNG states and the epochs' mean losses are identical."""
+    x, y = load_checkpoint(checkpoint_path(a)), load_checkpoint(checkpoint_path(b))
+    assert x["epoch"] == y["epoch"] and x["global_step"] == y["global_step"] and "mid_epoch" not in y
+    for name, value in x["model"].items():
+        torch.testing.assert_close(y["model"][name], value, rtol=0, atol=0, msg=name)
+    for i, state in x["optimizer"]["state"].items():
+        torch.testing.assert_close(y["optimizer"]["state"][i]["momentum_buffer"], state["momentum_buffer"], rtol=0,
+                                   atol=0)
+    assert torch.equal(x["rng"]["per_rank"][0]["local"], y["rng"]["per_rank"][0]["local"])
+    assert torch.equal(x["rng"]["data"], y["rng"]["data"])
+
+    def epoch_losses(run):
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["epoch"], r["train/loss"], r["train/lr"]) for r in records if "train/loss" in r]
+
+    assert epoch_losses(a) == epoch_losses(b)
+
+
+def stop_at(monkeypatch, stop_step: int, signum=signal.SIGTERM):
+    """Make the loop receive ``signum`` during global step ``stop_step`` (1-based), as a signal handler would."""
+    real = fit_module.train_step
+    count = {"steps": 0}
+
+    def step(*args, **kwargs):
+        count["steps"] += 1
+        if count["steps"] == stop_step:
+            STOP.received = signum
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "train_step", step)
+
+
+@pytest.mark.parametrize("augment_on", ["batch", "sample"])
+def test_a_stop_mid_epoch_resumes_to_the_straight_runs_weights(tmp_path, monkeypatch, augment_on):
+    """4 steps per epoch, 2 epochs (synthesis from epoch 2); stopped after step 6 (epoch 2, step 2)."""
+    settings = ("train.epochs=2", f"data.augment_on={augment_on}", "data.num_workers=0", "eval.baselines=false")
+    straight = tmp_path / "straight"
+    pretrain(tiny(straight, *settings))
+    stopped = tmp_path / "stopped"
+    stop_at(monkeypatch, 6)
+    try:
+        with pytest.raises(TrainingStopped) as caught:
+            pretrain(tiny(stopped, *settings))
+    finally:
+        STOP.received = None
+    assert (caught.value.epoch, caught.value.epoch_step, caught.value.exit_code) == (1, 2, 143)
+    state = load_checkpoint(checkpoint_path(stopped))
+    assert state["epoch"] == 1 and state["global_step"] == 6 and state["mid_epoch"]["epoch_step"] == 2
+    monkeypatch.undo()
+    pretrain(tiny(stopped, *settings), resume=True)
+    assert_same_run(straight, stopped)
+
+
+def test_a_stop_at_an_epochs_last_step_writes_that_epochs_checkpoint(tmp_path, monkeypatch):
+    stop_at(monkeypatch, 4)
+    try:
+        with pytest.raises(TrainingStopped) as caught:
+            pretrain(tiny(tmp_path, "train.epochs=2", "eval.baselines=false"))
+    finally:
+        STOP.received = None
+    assert (caught.value.epoch, caught.value.epoch_step) == (1, 0)
+    state = load_checkpoint(checkpoint_path(tmp_path))
+    assert state["epoch"] == 1 and "mid_epoch" not in state
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_real_process_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
+    settings = [*TINY, "data.subset=2048", "train.epochs=2", "train.log_every=1", "eval.baselines=false",
+                f"data.cache_dir={tmp_path}/cache"]
+    straight = tmp_path / "straight"
+    pretrain(load_config(ROOT / TINY_RECIPE, [*settings, f"run_dir={straight}"]))
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "synco.cli", "pretrain", TINY_RECIPE, *settings, f"run_dir={run}"]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = run / "metrics.jsonl", time.time() + 240
+    while time.time() < deadline and process.poll() is None:  # wait for step 3 of 64 (32 per epoch)
+        if metrics.exists() and metrics.read_text().count('"train/loss_step"') >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("synco: stopped")]
+    assert "Traceback" not in err and len(lines) == 1, err[-2000:]
+    assert "SIGTERM" in lines[0] and str(checkpoint_path(run)) in lines[0] and "--resume" in lines[0]
+    assert "mid_epoch" in load_checkpoint(checkpoint_path(run))  # stopped inside epoch 1, as intended
+    resumed = subprocess.run([*argv, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_run(straight, run)
