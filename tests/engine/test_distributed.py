@@ -134,3 +134,33 @@ def test_protocols_on_two_processes(tmp_path):
     summary = read_metrics(run / "finetune_1pct" / "metrics.jsonl")[-1]
     assert summary["finetune/processes"] == 2 and summary["finetune/labelled_images"] == 600
     assert summary["finetune/top1_mean"] > 20  # 10 classes; 2 short epochs on 600 images
+
+
+def test_a_rank_that_dies_ends_the_job_with_one_line_naming_it(tmp_path):
+    """Rank 1 (a child of rank 0 under Lightning's launcher) is killed during epoch 2: rank 0 names it, the last
+    checkpoint and the resume command in one line, without a traceback or a hang, and exits with 4."""
+    import os
+    import signal
+    import time
+
+    from tiny_runs import TINY
+
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "synco.cli", "pretrain", "configs/pretrain/fashion_mnist/synco.yaml", *TINY,
+            "data.subset=2048", f"run_dir={run}", f"data.cache_dir={tmp_path / 'cache'}", "trainer.accelerator=cpu",
+            "trainer.devices=2", "train.epochs=20"]
+    process = subprocess.Popen(argv, cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    checkpoint, deadline = run / "checkpoints" / "last.ckpt", time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), process.communicate()[1][-2000:]
+    with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
+        (rank_1,) = [int(pid) for pid in f.read().split()]
+    os.kill(rank_1, signal.SIGKILL)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 4, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("synco:")]
+    assert "Traceback" not in err and len(lines) == 1, err[-3000:]
+    assert f"rank 1 (process {rank_1}" in lines[0] and str(checkpoint) in lines[0] and "--resume" in lines[0]
+    assert not (run / ".synco.lock").exists()  # released: the resume command can run at once
