@@ -135,25 +135,27 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
     Raises:
         RunLockedError: another live process writes the stream.
     """
-    run_dir = Path(cfg.run_dir)
-    lock = RunLock(run_dir)
-    if launched_as_rank_zero():
-        ensure_writable_dir(run_dir, "run_dir")
-        lock.acquire()
-    try:
-        return _run_continual(cfg, run_dir, resume)
-    finally:
-        lock.release()
-
-
-def _run_continual(cfg: DictConfig, run_dir: Path, resume: bool) -> dict:
-    from synco.engine.pretrain import checkpoint_path, pretrain
-
     ct = cfg.continual
+    run_dir = Path(cfg.run_dir)
     labelled, test = load_labelled_splits(cfg)
     pretraining = pretraining_images(cfg, labelled)
     indices, classes = task_indices(pretraining.labels, ct.split, ct.tasks, ct.seed,
                                     OmegaConf.to_object(ct.task_classes) if ct.task_classes is not None else None)
+    lock = RunLock(run_dir)  # after the checks above, which write nothing
+    if launched_as_rank_zero():
+        ensure_writable_dir(run_dir, "run_dir")
+        lock.acquire()
+    try:
+        return _run_continual(cfg, run_dir, resume, labelled, test, pretraining, indices, classes)
+    finally:
+        lock.release()
+
+
+def _run_continual(cfg: DictConfig, run_dir: Path, resume: bool, labelled, test, pretraining, indices,
+                   classes) -> dict:
+    from synco.engine.pretrain import checkpoint_path, pretrain
+
+    ct = cfg.continual
     split = {"split": ct.split, "seed": ct.seed, "classes": classes, "sizes": [len(i) for i in indices]}
     saved = run_dir / "tasks.json"
     if saved.is_file():

@@ -111,3 +111,31 @@ def test_sigterm_to_a_real_process_mid_epoch_then_resume_equals_the_uninterrupte
     resumed = subprocess.run([*argv, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_run(straight, run)
+
+
+def test_a_stopped_slurm_job_is_requeued_when_asked(tmp_path, monkeypatch, capsys):
+    """trainer.requeue=true: after the checkpoint, rank 0 runs `scontrol requeue <job>` (a stand-in records it)."""
+    from synco.commands.common import run_training
+
+    calls = tmp_path / "calls"
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{scontrol.parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+
+    def stopped():
+        raise TrainingStopped(signal.SIGUSR1, tmp_path / "last.ckpt", 2, 5)
+
+    _, code = run_training(stopped, lambda: "continue with: synco pretrain x --resume", requeue=True)
+    assert code == 128 + signal.SIGUSR1
+    assert calls.read_text().split() == ["requeue", "4242"]
+    err = capsys.readouterr().err
+    assert "stopped by SIGUSR1 at epoch 3, step 5" in err and "SLURM job 4242 was requeued" in err
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    run_training(stopped, lambda: "", requeue=True)
+    assert calls.read_text().split()[-1] == "77_3"
+    _, code = run_training(stopped, lambda: "", requeue=False)
+    assert code == 128 + signal.SIGUSR1 and len(calls.read_text().splitlines()) == 2
