@@ -94,11 +94,12 @@ class _SplitBatchNormFunction(torch.autograd.Function):
 
     Returns ``(y (B, C, H, W), mean (G, C), biased variance (G, C))``; the statistics carry no gradient.
     Under bf16/fp16 autocast ``x`` and ``dy`` arrive in the low precision; statistics and gradients are
-    computed in float32 (as batch norm's own kernels accumulate), ``y`` in the input's dtype.
+    computed in float32 (as batch norm's own kernels accumulate), ``y`` in the input's dtype (``out_dtype``
+    overrides it; benchmarks/bf16_parity.py measures float32 outputs against it).
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, g: int, eps: float):
+    def forward(ctx, x, weight, bias, g: int, eps: float, out_dtype: torch.dtype | None = None):
         dtype, x_in = x.dtype, x
         x = x.to(torch.promote_types(dtype, weight.dtype))  # a no-op in float32/float64; fused when compiled
         batch, _, height, width = x.shape
@@ -111,7 +112,7 @@ class _SplitBatchNormFunction(torch.autograd.Function):
         ctx.save_for_backward(x_in, mean, rstd, weight)  # the input's own dtype: no float32 copy is kept
         ctx.g, ctx.dtype = g, dtype
         ctx.mark_non_differentiable(mean, var)
-        return out.to(dtype), mean, var
+        return out.to(out_dtype or dtype), mean, var
 
     @staticmethod
     def backward(ctx, grad_out, _grad_mean, _grad_var):
@@ -125,7 +126,7 @@ class _SplitBatchNormFunction(torch.autograd.Function):
         sum_dy_xhat = _group_sum(grad_out * xhat, g)  # (G, C)
         grad_x = _per_image(rstd * weight, batch) * (
             grad_out - _per_image(sum_dy / count, batch) - xhat * _per_image(sum_dy_xhat / count, batch))
-        return grad_x.to(ctx.dtype), sum_dy_xhat.sum(dim=0), sum_dy.sum(dim=0), None, None
+        return grad_x.to(ctx.dtype), sum_dy_xhat.sum(dim=0), sum_dy.sum(dim=0), None, None, None
 
 
 def convert_to_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:
