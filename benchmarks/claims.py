@@ -1,0 +1,176 @@
+"""The papers' claims under the protocols of docs/reproduction.md: one command per table, resumable.
+
+    .venv/bin/python benchmarks/claims.py synco            # SynCo vs MoCo-v2 vs MoCHI, 30 epochs, 3 seeds
+    .venv/bin/python benchmarks/claims.py synco --report   # only regenerate the report from finished cells
+    .venv/bin/python benchmarks/claims.py synco --commit   # git-commit the claim's folder after every cell
+
+Every cell is a pretraining run plus its evaluations under ``reports/claims/<claim>/runs/<cell>``. A finished
+cell is skipped; an unfinished one continues from its last checkpoint (``--resume``, which also starts a run
+that has none). Ctrl-C or SIGTERM stop the current run after its step with a checkpoint, so the runner can be
+stopped at any time and started again with the same command. ``report.md`` is regenerated after every cell
+from whatever has finished, with the verdict once every seed of both arms is in. Checkpoints are not
+committed (``.gitignore``); an unfinished cell started on another machine starts again there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SYNCO_DATA_ROOT", str(ROOT.parent / "shared" / "datasets"))
+
+
+@dataclass
+class Claim:
+    """A table of docs/reproduction.md: arms (recipe names) x seeds, each cell one pretraining run."""
+
+    name: str
+    folder: str
+    recipes: str
+    arms: list[str]
+    comparisons: list[tuple[str, str]]  # (expected better, expected worse), as the paper claims
+    pretrain: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    linear: list[str] = field(default_factory=lambda: ["--recipe", "configs/linear/small.yaml", "linear.seeds=[0]"])
+
+
+CLAIMS = {
+    "synco": Claim(
+        name="SynCo vs MoCo-v2 vs MoCHI (CIFAR-10, small CNN, 30 epochs)",
+        folder="reports/claims/synco_cifar10",
+        recipes="configs/pretrain/cifar10",
+        arms=["synco", "moco_v2", "mochi"],
+        comparisons=[("synco", "moco_v2"), ("moco_v2", "mochi"), ("synco", "mochi")],
+        pretrain=["train.epochs=30", "trainer.compile=true", "eval.baselines=false", "train.progress=false"],
+    ),
+}
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def finished(run_dir: Path) -> bool:
+    return any(r.get("finished") for r in records(run_dir / "metrics.jsonl"))
+
+
+def synco(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "synco.cli", *args], check=True, cwd=ROOT)
+
+
+def run_cell(claim: Claim, arm: str, seed: int) -> Path:
+    run_dir = ROOT / claim.folder / "runs" / f"{arm}_s{seed}"
+    if not finished(run_dir):
+        synco("pretrain", f"{claim.recipes}/{arm}.yaml", *claim.pretrain, f"train.seed={seed}",
+              f"run_dir={run_dir}", "--resume", "--quiet")
+    if not (run_dir / "linear" / "metrics.jsonl").is_file():
+        synco("linear", str(run_dir), *claim.linear, "--quiet")
+    return run_dir
+
+
+def cell_result(run_dir: Path) -> dict | None:
+    """linear top-1, kNN top-1 and the last epoch's proxy accuracy and loss of a finished cell (None otherwise)."""
+    linear = records(run_dir / "linear" / "metrics.jsonl")
+    if not finished(run_dir) or not linear:
+        return None
+    merged: dict = {}
+    for record in records(run_dir / "metrics.jsonl"):
+        merged.update(record)
+    return {"linear": linear[-1].get("linear/top1_mean", linear[-1].get("linear/top1")), "knn": merged["eval/knn_top1"],
+            "proxy_acc": merged.get("analysis/proxy_acc"), "loss": merged.get("train/loss")}
+
+
+def verdict(better: list[float], worse: list[float]) -> tuple[str, float, float]:
+    """(verdict, difference of means, band = 2 x the larger seed standard deviation) under docs/reproduction.md."""
+    difference = statistics.mean(better) - statistics.mean(worse)
+    band = 2 * max(statistics.stdev(better), statistics.stdev(worse))
+    if abs(difference) <= band:
+        return "not shown", difference, band
+    return ("shown" if difference > 0 else "reversed"), difference, band
+
+
+def report(claim: Claim) -> str:
+    folder = ROOT / claim.folder
+    results = {arm: {s: cell_result(folder / "runs" / f"{arm}_s{s}") for s in claim.seeds} for arm in claim.arms}
+    lines = [f"# {claim.name}", "",
+             "Protocol and decision rule: docs/reproduction.md. Command: "
+             f"`.venv/bin/python benchmarks/claims.py {next(k for k, v in CLAIMS.items() if v is claim)}`.", "",
+             "| arm | seed | linear top-1 % | kNN top-1 % | proxy acc (last epoch) | loss (last epoch) |",
+             "|---|---|---|---|---|---|"]
+    for arm in claim.arms:
+        for seed, r in results[arm].items():
+            if r is None:
+                lines.append(f"| {arm} | {seed} | pending | | | |")
+            else:
+                proxy = "-" if r["proxy_acc"] is None else f"{r['proxy_acc']:.3f}"
+                lines.append(f"| {arm} | {seed} | {r['linear']:.2f} | {r['knn']:.2f} | {proxy} | {r['loss']:.3f} |")
+    lines += ["", "| arm | seeds done | linear mean +- sd | kNN mean +- sd |", "|---|---|---|---|"]
+    for arm in claim.arms:
+        done = [r for r in results[arm].values() if r is not None]
+        if len(done) >= 2:
+            lin, knn = [r["linear"] for r in done], [r["knn"] for r in done]
+            lines.append(f"| {arm} | {len(done)} | {statistics.mean(lin):.2f} +- {statistics.stdev(lin):.2f} | "
+                         f"{statistics.mean(knn):.2f} +- {statistics.stdev(knn):.2f} |")
+        else:
+            lines.append(f"| {arm} | {len(done)} | - | - |")
+    lines += ["", "| claim | metric | difference | band (2 sd) | verdict |", "|---|---|---|---|---|"]
+    for better, worse in claim.comparisons:
+        a = [r for r in results[better].values() if r is not None]
+        b = [r for r in results[worse].values() if r is not None]
+        for metric in ("linear", "knn"):
+            if len(a) == len(b) == len(claim.seeds):
+                v, d, band = verdict([r[metric] for r in a], [r[metric] for r in b])
+                lines.append(f"| {better} > {worse} | {metric} | {d:+.2f} | {band:.2f} | **{v}** |")
+            else:
+                lines.append(f"| {better} > {worse} | {metric} | - | - | pending ({len(a)} and {len(b)} of "
+                             f"{len(claim.seeds)} seeds) |")
+    return "\n".join(lines) + "\n"
+
+
+def commit(claim: Claim, message: str) -> None:
+    """Commit the claim's folder (metrics, reports; checkpoints are ignored); a failure is reported, not fatal."""
+    done = subprocess.run(["git", "add", claim.folder], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode == 0:
+        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", claim.folder], cwd=ROOT,
+                              capture_output=True, text=True)
+    if done.returncode != 0 and "nothing to commit" not in done.stdout + done.stderr:
+        print(f"claims: commit failed: {(done.stderr or done.stdout).strip()}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("claim", choices=list(CLAIMS))
+    parser.add_argument("--report", action="store_true", help="only regenerate the report")
+    parser.add_argument("--commit", action="store_true", help="git-commit the claim's folder after every cell")
+    args = parser.parse_args()
+    claim = CLAIMS[args.claim]
+    out = ROOT / claim.folder
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        # Seed-major order: after the first round every arm has one seed, after the second two.
+        cells = [(arm, seed) for seed in claim.seeds for arm in claim.arms]
+        for position, (arm, seed) in enumerate(cells, 1):
+            run_dir = out / "runs" / f"{arm}_s{seed}"
+            if cell_result(run_dir) is not None:
+                continue
+            started = time.time()
+            print(f"claims {args.claim}: cell {position}/{len(cells)} {arm} seed {seed}", flush=True)
+            run_cell(claim, arm, seed)
+            print(f"claims {args.claim}: {arm} seed {seed} done in {time.time() - started:.0f} s", flush=True)
+            (out / "report.md").write_text(report(claim))
+            if args.commit:
+                commit(claim, f"claims {args.claim}: {arm} seed {seed} finished")
+    (out / "report.md").write_text(report(claim))
+    print(report(claim))
+
+
+if __name__ == "__main__":
+    main()
