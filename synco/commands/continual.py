@@ -7,7 +7,7 @@ from synco.commands.common import load_recipe, run_training
 
 def add_parser(sub) -> None:
     p = sub.add_parser("continual", help="continual SSL: train a task stream (continual.*), report R and forgetting")
-    p.add_argument("config", help="YAML recipe, e.g. configs/continual/cifar10_5tasks_finetune.yaml")
+    p.add_argument("config", help="YAML recipe, e.g. configs/continual/cifar10_5tasks_mocov2plus.yaml")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. continual.tasks=5 continual.split=data")
     p.add_argument("--resume", action="store_true", help="continue the stream in run_dir")
 
