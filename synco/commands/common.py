@@ -39,6 +39,15 @@ def run_protocol(call, args, summary) -> int:
     return 0
 
 
+def add_recipe_arguments(parser, example: str, overrides_example: str, resume_help: str) -> None:
+    """The arguments of the commands that train from a recipe: recipe, overrides, --resume, --device."""
+    parser.add_argument("recipe", help=f"YAML recipe, e.g. {example}")
+    parser.add_argument("overrides", nargs="*", help=f"KEY=VALUE overrides with dotted keys, e.g. {overrides_example}")
+    parser.add_argument("--resume", action="store_true", help=resume_help)
+    parser.add_argument("--device", default=None,
+                        help="sets trainer.accelerator (cpu, cuda, mps, auto); default: the recipe's")
+
+
 def add_run_arguments(parser, overrides_help: str) -> None:
     """The arguments every command on a finished run takes: target, overrides, --recipe, --device."""
     parser.add_argument("target", help="run directory or checkpoint file")
@@ -48,11 +57,14 @@ def add_run_arguments(parser, overrides_help: str) -> None:
 
 
 def load_recipe(args):
-    """The validated configuration of ``args.config`` with ``args.overrides``, or None after printing the error."""
+    """The validated configuration of ``args.recipe`` with ``args.overrides`` (and ``--device``, which sets
+    ``trainer.accelerator``), or None after printing the error."""
     from synco.config import load_config
 
     try:
-        return load_config(args.config, args.overrides)
+        device = getattr(args, "device", None)
+        accelerator = [f"trainer.accelerator={'cuda' if device == 'gpu' else device}"] if device else []
+        return load_config(args.recipe, [*args.overrides, *accelerator])
     except ConfigError as err:
         print(f"synco: configuration error: {err}", file=sys.stderr)
         return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from synco.commands.common import load_recipe, run_training
+from synco.commands.common import add_recipe_arguments, load_recipe, run_training
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("continual", help="continual SSL: train a task stream (continual.*), report R and forgetting")
-    p.add_argument("config", help="YAML recipe, e.g. configs/continual/cifar10_5tasks_mocov2plus.yaml")
-    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. continual.tasks=5 continual.split=data")
-    p.add_argument("--resume", action="store_true", help="continue the stream in run_dir")
+    add_recipe_arguments(p, "configs/continual/cifar10_5tasks_mocov2plus.yaml",
+                         "continual.tasks=5 continual.split=data", "continue the stream in run_dir")
 
 
 def run(args) -> int:
@@ -18,7 +17,8 @@ def run(args) -> int:
         return 2
     from synco.continual.run import run_continual
 
-    command = " ".join(["synco continual", args.config, *args.overrides, "--resume"])
+    command = " ".join(["synco continual", args.recipe, *args.overrides, "--resume",
+                        *(["--device", args.device] if args.device else [])])
     record, code = run_training(lambda: run_continual(cfg, resume=args.resume),
                                 lambda: f"Every task's run keeps its last checkpoint; continue with: {command}",
                                 requeue=cfg.trainer.requeue)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pickle
 
-from synco.commands.common import load_recipe, other_rank, run_training
+from synco.commands.common import add_recipe_arguments, load_recipe, other_rank, run_training
 from synco.engine.metrics import read_metrics
 from synco.registry import METHODS
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("pretrain", help=f"pretrain a method ({', '.join(METHODS.names())}) and evaluate with kNN")
-    p.add_argument("config", help="YAML recipe, e.g. configs/pretrain/cifar10/synco.yaml")
-    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides with dotted keys, e.g. train.epochs=10")
-    p.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.ckpt")
+    p = sub.add_parser("pretrain", help=f"pretrain a method ({', '.join(METHODS.names())}) and evaluate with kNN",
+                       description=f"Pretrain a method ({', '.join(METHODS.names())}) as a recipe says, then "
+                       "evaluate it with weighted kNN.")
+    add_recipe_arguments(p, "configs/pretrain/cifar10/synco.yaml", "train.epochs=10",
+                         "continue from run_dir/checkpoints/last.ckpt (a run directory without a run: start it)")
 
 
 def knn_table(run_dir: str) -> str:
@@ -42,7 +43,8 @@ def resume_hint(run_dir: str, args) -> str:
 
     from synco.engine.pretrain import checkpoint_path
 
-    command = " ".join(["synco pretrain", args.config, *args.overrides, "--resume"])
+    command = " ".join(["synco pretrain", args.recipe, *args.overrides, "--resume",
+                        *(["--device", args.device] if args.device else [])])
     path = checkpoint_path(run_dir)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
