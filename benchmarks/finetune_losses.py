@@ -3,7 +3,7 @@
 
 Each (objective, subset) pair is one ``synco finetune`` call with ``finetune.seeds``; results go to
 ``RUN/finetune_<subset>[_<loss>]/metrics.jsonl`` (mean +- std over the seeds in its last line). The budgets
-are scaled to a CPU session (the small CNN on CIFAR-10): the epochs per subset below; lambda = 0.9,
+are scaled to a few CPU hours (the small CNN on CIFAR-10): the epochs per subset below; lambda = 0.9,
 t = 0.1, SCHaNe's weights from the anchor (the defaults of ``finetune.*``). Finished pairs are skipped.
 
     .venv/bin/python benchmarks/finetune_losses.py runs/cifar10_synco --seeds 0 1 2
@@ -20,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("SYNCO_DATA_ROOT", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
-#: subset name -> (settings, epochs): 1 % and 5-shot with SimCLR's 60 epochs; 10 % (5) and all labels (1) cut to fit a CPU session.
+#: subset name -> (settings, epochs): 1 % and 5-shot with SimCLR's 60 epochs; 10 % (5) and all labels (1) cut to fit a CPU.
 SUBSETS = {
     "1pct": (["finetune.fraction=0.01"], 60),
     "10pct": (["finetune.fraction=0.1"], 5),

@@ -4,7 +4,7 @@ on 1 % of the labels, summarised by ``synco report``.
 
 Every run is a separate ``synco pretrain`` process on the recipes of one dataset
 (``configs/pretrain/<dataset>/{moco_v2,mochi,synco}.yaml``: small CNN, K 4096, N 256, counts
-64/64/64/16/16/16) with a smaller budget so that the whole benchmark fits a CPU session; runs that
+64/64/64/16/16/16) with a smaller budget so that the whole benchmark fits a few CPU hours; runs that
 already finished are skipped, so the script can be stopped and started again.
 
     .venv/bin/python benchmarks/quality.py --out reports/quality_cifar10 --seeds 0 1 2 --ablation-seeds 0 1 \

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Data sets beside the repository (CIFAR-10 JPEG archives in ../shared/datasets/cifar10-jpeg) unless set.
 source scripts/data_root.sh
-# The recipe's 4 eager epochs (what the other recipes' rows in the README compare with) become 6 compiled ones
-# (torch.compile, issue 14; eager with one warning line where no compiler works): 49.22 % kNN instead of 47.58
-# (docs/performance.md). On CPUs with native bfloat16, trainer.precision=bf16-mixed makes epochs ~1.2 x faster.
+# The recipe's 4 eager epochs become 6 compiled ones (torch.compile; eager with one warning line where no compiler
+# works): 49.22 % kNN on a 2-core AVX-512 CPU (docs/performance.md). On CPUs with native bfloat16,
+# trainer.precision=bf16-mixed makes epochs ~1.2 x faster; without it (AVX2 only) bf16 is far slower.
 exec .venv/bin/synco pretrain configs/pretrain/cifar10/synco.yaml trainer.compile=true train.epochs=6 "$@"

@@ -2,7 +2,7 @@
 
 Run from the repository root: `.venv/bin/python scripts/mutation_check.py [INDEX ...]`. Each entry is
 (bug, file, exact text, replacement, pytest selection). A line "MISSED" means no listed test noticed the bug.
-The file is restored after each run, also on Ctrl-C. (Issue 16: tests that catch the bugs that matter.)
+The file is restored after each run, also on Ctrl-C.
 """
 import subprocess
 import sys

@@ -361,6 +361,43 @@ def _method_name(base_yaml: str | None, recipe: DictConfig | None, overrides: li
     return name
 
 
+#: The recipes that ship with the package (``configs/`` in the repository is a link to this folder).
+RECIPES = Path(__file__).resolve().parent / "recipes"
+RECIPE_KINDS = ("pretrain", "continual", "finetune", "linear")
+
+
+def packaged_recipes() -> list[str]:
+    """Names of the shipped recipes, as ``synco pretrain NAME`` takes them (e.g. ``cifar10/synco``)."""
+    names = []
+    for kind in RECIPE_KINDS:
+        names += [f"{kind}/{p.relative_to(RECIPES / kind).with_suffix('')}" for p in sorted((RECIPES / kind).rglob("*.yaml"))]
+    return names
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """A recipe file: ``path`` itself when it is a file, else the shipped recipe it names.
+
+    Shipped recipes are named relative to ``synco/recipes`` with or without their kind and suffix:
+    ``cifar10/synco``, ``pretrain/cifar10/synco``, ``pretrain/cifar10/synco.yaml``, and the repository's
+    ``configs/pretrain/cifar10/synco.yaml`` from any working directory.
+
+    Raises:
+        ConfigError: neither a file nor a shipped recipe (the message lists how to see them), or a name that
+            fits shipped recipes of several kinds.
+    """
+    if Path(path).is_file():
+        return Path(path)
+    name = str(path).removeprefix("configs/").removesuffix(".yaml")
+    found = [RECIPES / f"{name}.yaml", *(RECIPES / kind / f"{name}.yaml" for kind in RECIPE_KINDS)]
+    found = list(dict.fromkeys(p for p in found if p.is_file()))
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise ConfigError(f"recipe {path} is ambiguous: " + ", ".join(str(p.relative_to(RECIPES)) for p in found))
+    raise ConfigError(f"config file {path} does not exist, and no shipped recipe has that name "
+                      "(`synco config --recipes` lists them)")
+
+
 def load_config(path: str | Path | None, overrides: list[str] = (), base_yaml: str | None = None) -> DictConfig:
     """Merge defaults, a saved configuration, the YAML recipe at ``path`` and ``KEY=VALUE`` overrides, then validate.
 
@@ -375,8 +412,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base_yaml: s
     try:
         recipe = None
         if path is not None:
-            if not Path(path).is_file():
-                raise ConfigError(f"config file {path} does not exist")
+            path = resolve_recipe(path)
             try:
                 recipe = OmegaConf.load(path)
             except yaml.YAMLError as err:

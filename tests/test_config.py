@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from synco.config import ConfigError, load_config
@@ -119,3 +121,22 @@ def test_cli_overrides_may_follow_the_options(tmp_path, monkeypatch):
     assert seen["overrides"] == ["a.b=1", "c.d=2"]
     with pytest.raises(SystemExit):
         cli.main(["linear", str(tmp_path), "--recipe", "r.yaml", "--no-such-option"])
+
+
+def test_shipped_recipes_are_found_by_name_from_any_directory(tmp_path, monkeypatch):
+    from synco.config import RECIPES, packaged_recipes, resolve_recipe
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    expected = RECIPES / "pretrain" / "cifar10" / "synco.yaml"
+    for name in ("cifar10/synco", "pretrain/cifar10/synco", "pretrain/cifar10/synco.yaml",
+                 "configs/pretrain/cifar10/synco.yaml"):
+        assert resolve_recipe(name) == expected
+    assert load_config("cifar10/moco_v2").method.name == "moco_v2"
+    assert load_config("linear/small").linear.lr == 30.0
+    assert "pretrain/cifar10/synco" in packaged_recipes() and "continual/cifar10_5tasks_mocov2plus" in packaged_recipes()
+    own = tmp_path / "cifar10" / "synco.yaml"  # a file of the user's wins over the shipped recipe of that name
+    own.parent.mkdir()
+    own.write_text("train: {epochs: 3}\n")
+    assert resolve_recipe("cifar10/synco.yaml") == Path("cifar10/synco.yaml")
+    with pytest.raises(ConfigError, match="no shipped recipe has that name"):
+        load_config("cifar10/no_such_recipe")

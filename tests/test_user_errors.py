@@ -266,6 +266,17 @@ def test_a_non_editable_install_finds_data_and_cache_from_another_directory(tmp_
     config = ("from synco.config_reference import markdown; import sys; "
               "sys.exit(0 if 'method.negatives.num_hard' in markdown() else 1)")
     assert subprocess.run([sys.executable, "-c", config], cwd=elsewhere, env=env, timeout=120).returncode == 0
+    # The recipes ship inside the package: named without a path, from anywhere.
+    recipe = ("from synco.config import load_config, resolve_recipe; print(resolve_recipe('cifar10/synco')); "
+              "print(load_config('configs/pretrain/cifar10/simclr.yaml').method.name)")
+    done = subprocess.run([sys.executable, "-c", recipe], cwd=elsewhere, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    path, method = done.stdout.split()
+    assert path.startswith(str(target)) and method == "simclr"
+    version = subprocess.run([sys.executable, "-m", "synco.cli", "--version"], cwd=elsewhere, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("synco 0."), version.stderr
 
 
 def test_a_logger_whose_package_is_missing_is_named():

@@ -10,11 +10,15 @@ def add_parser(sub) -> None:
                        "recipe resolved with its overrides")
     p.add_argument("recipe", nargs="?", default=None, help="a recipe to resolve (omit for the reference of all keys)")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the recipe")
+    p.add_argument("--recipes", action="store_true", help="list the recipes shipped with the package, by name")
 
 
 def run(args) -> int:
-    from synco.config import ConfigError, load_config, to_yaml
+    from synco.config import ConfigError, load_config, packaged_recipes, to_yaml
 
+    if args.recipes:
+        print("\n".join(packaged_recipes()))
+        return 0
     if args.recipe is None and not args.overrides:
         from synco.config_reference import markdown
 

@@ -1,5 +1,5 @@
-"""Continual self-supervised learning: task streams and the metrics of the accuracy matrix (issue 13, in
-progress: the losses are in ``synco.functional.continual``; the ``synco continual`` loop is not built yet)."""
+"""Continual self-supervised learning: task streams, the regularisers (CaSSLe, PNR), the online probe, the
+``synco continual`` loop and the metrics of the accuracy matrix; the losses are in ``synco.functional.continual``."""
 
 from synco.continual.metrics import (
     average_accuracy,

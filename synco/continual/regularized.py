@@ -1,4 +1,4 @@
-"""CaSSLe and PNR as regularisers of a base method from the second task on (issue 13, in progress).
+"""CaSSLe and PNR as regularisers of a base method from the second task on.
 
 From task t >= 1 the method holds, besides the base (online and momentum encoders, one queue per view):
 

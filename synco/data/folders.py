@@ -2,7 +2,7 @@
 
 Only the file list is held in memory; images are decoded when a DataLoader worker asks for them, so
 ImageNet's 1.28 million training images cost a few hundred MB of paths, not 100+ GB of pixels.
-ImageNet-100 is ImageNet restricted to the classes of a list file (``configs/data/imagenet100.txt``,
+ImageNet-100 is ImageNet restricted to the classes of a list file (``synco/recipes/data/imagenet100.txt``,
 the 100 classes of CMC's ``imagenet100.txt`` used by MoCHI and SynCo).
 
 Folder problems are reported before training starts (missing root or split, classes missing from
@@ -25,7 +25,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 #: ImageNet's channel statistics, used by MoCo and most ImageNet pretraining code.
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
-IMAGENET100_CLASS_LIST = str(Path(__file__).resolve().parents[2] / "configs" / "data" / "imagenet100.txt")
+IMAGENET100_CLASS_LIST = str(Path(__file__).resolve().parents[1] / "recipes" / "data" / "imagenet100.txt")
 
 
 class UnreadableImageError(ValueError):
