@@ -46,7 +46,9 @@ class DataConfig:
     crop_min_scale: float = 0.2  # random resized crop keeps at least this share of the image
     num_workers: int = 0  # DataLoader workers for augment_on=sample (and streamed evaluation)
     persistent_workers: bool = False  # faster epoch starts; resume is then not bit-exact (worker RNG)
-    download: bool = False  # fetch torchvision's files into root first (machines with internet)
+    # Fetch torchvision's files first (machines with internet: cifar10, cifar100, fashion_mnist, stl10), into root,
+    # or without one into the cache's datasets/ folder (~/.cache/synco/datasets), where later runs find them
+    download: bool = False
     pretrain_split: Optional[str] = None  # STL-10: unlabeled (default) or train+unlabeled
     class_list: Optional[str] = None  # folders: only these classes (imagenet100: configs/data/imagenet100.txt)
     # pretrain on the samples this file lists (indices, or file names for folders), after data.subset: a task of

@@ -54,10 +54,16 @@ def resolve_cache_dir(cache_dir: str | None) -> Path:
     return Path(base) / "synco"
 
 
+def download_root() -> Path:
+    """Where ``data.download=true`` puts torchvision's files when ``data.root`` is not set (and where they are
+    found again): ``datasets/`` in the cache folder, ``~/.cache/synco/datasets`` by default."""
+    return resolve_cache_dir(None) / "datasets"
+
+
 def default_data_roots(folder: str) -> list[Path]:
-    """``$SYNCO_DATA_ROOT/folder`` and ``$SYNCO_DATA_ROOT`` when the variable is set, else nothing."""
+    """``$SYNCO_DATA_ROOT/folder`` and ``$SYNCO_DATA_ROOT`` when the variable is set, then :func:`download_root`."""
     root = os.environ.get(DATA_ROOT_VARIABLE)
-    return [Path(root) / folder, Path(root)] if root else []
+    return [*([Path(root) / folder, Path(root)] if root else []), download_root()]
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -118,7 +124,8 @@ def _read_idx(path: Path) -> np.ndarray:
 def _find_fashion_mnist(root: str | None) -> Path:
     # A root that is given is the only place looked in: falling back to the default copy would train on
     # other data than the user named.
-    candidates = [Path(root), Path(root) / "FashionMNIST" / "raw"] if root else [Path(DEBIAN_FASHION_MNIST)]
+    candidates = [Path(root), Path(root) / "FashionMNIST" / "raw"] if root else [
+        Path(DEBIAN_FASHION_MNIST), download_root() / "FashionMNIST" / "raw"]
     for folder in candidates:
         for name in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"):
             if (folder / name).exists():
@@ -228,7 +235,7 @@ def load_cifar10(root: str | None, train: bool, cache_dir: str | None, download:
         "CIFAR-10 not found. Looked for ROOT/cifar-10-batches-py (torchvision's format) and "
         f"ROOT/{split}.tar.gz (JPEG archive) in: " + (", ".join(str(r) for r in roots) or "nowhere")
         + f". Set data.root, or {DATA_ROOT_VARIABLE} to a folder holding cifar10-jpeg/ (scripts/*.sh set it to "
-        "../shared/datasets)"
+        f"../shared/datasets), or pass data.download=true to fetch torchvision's copy into {download_root()}"
     )
 
 
@@ -284,6 +291,10 @@ def _cifar100(root, train, cache_dir, image_size, download, pretrain_split, clas
 def _stl10(root, train, cache_dir, image_size, download, pretrain_split, class_list, reference_classes):
     from synco.data.torchvision_formats import load_stl10
 
+    if download and root:
+        import torchvision
+
+        torchvision.datasets.STL10(root, split="test", download=True)  # writes ROOT/stl10_binary (every split)
     return load_stl10(root, (pretrain_split or "train") if train else "test")
 
 
@@ -307,6 +318,10 @@ _register("imagenet", _folders(None), streamed=True)
 _register("imagenet100", _folders("IMAGENET100_CLASS_LIST"), streamed=True)
 
 
+#: The data sets ``data.download=true`` can fetch (torchvision's downloaders).
+DOWNLOADABLE = ("cifar10", "cifar100", "fashion_mnist", "stl10")
+
+
 def is_streamed(name: str) -> bool:
     """True for data sets read from disk on access rather than held in memory."""
     return DATASETS.get(name).streamed
@@ -327,7 +342,8 @@ def load_dataset(
 
     Args:
         train: the training split (else the test/validation split).
-        download: fetch torchvision's files into ``root`` first (needs internet and a ``root``).
+        download: fetch torchvision's files into ``root`` first (needs internet; without a ``root``, into
+            :func:`download_root`, where later runs find them without the flag).
         pretrain_split: for STL-10 with ``train``: ``unlabeled`` or ``train+unlabeled`` (the
             pretraining images) instead of the labelled ``train``.
         class_list: for ``imagenet``/``image_folder``-style folders: restrict to the listed classes
@@ -344,4 +360,7 @@ def load_dataset(
         spec = DATASETS.get(name)
     except KeyError as err:
         raise ValueError(err.args[0]) from None
+    if download and not root and name in DOWNLOADABLE:
+        root = str(download_root())
+        Path(root).mkdir(parents=True, exist_ok=True)
     return spec.load(root, train, cache_dir, image_size, download, pretrain_split, class_list, reference_classes)

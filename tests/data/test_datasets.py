@@ -88,3 +88,30 @@ def test_missing_cifar10_names_where_it_looked(tmp_path, monkeypatch):
 def test_jpeg_archive_prefix_is_class_balanced():
     data = datasets.load_cifar10(None, train=False, cache_dir="data/cache").head(20)
     assert sorted(data.labels.tolist()) == sorted(list(range(10)) * 2)
+
+
+@pytest.mark.parametrize("name, downloader", [("cifar10", "CIFAR10"), ("cifar100", "CIFAR100"),
+                                              ("fashion_mnist", "FashionMNIST"), ("stl10", "STL10")])
+def test_download_without_a_root_fetches_into_the_cache_and_is_found_there(name, downloader, tmp_path, monkeypatch):
+    """data.download=true as a user with internet would: torchvision's downloader is called with the cache's
+    datasets/ folder (a stand-in records the call; no network here)."""
+    import torchvision
+
+    from synco.data.datasets import download_root, load_dataset
+
+    monkeypatch.setenv("SYNCO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SYNCO_DATA_ROOT", raising=False)
+    calls = []
+
+    class Fetched(Exception):
+        pass
+
+    def fake(root, *args, download=False, **kwargs):
+        calls.append((root, download))
+        raise Fetched
+
+    monkeypatch.setattr(torchvision.datasets, downloader, fake)
+    with pytest.raises(Fetched):
+        load_dataset(name, None, True, None, download=True)
+    assert calls == [(str(download_root()), True)] and download_root() == tmp_path / "cache" / "datasets"
+    assert download_root().is_dir()
