@@ -251,7 +251,7 @@ def test_report_warns_about_runs_that_do_not_compare_and_collapsed_runs(tmp_path
 def test_a_wheel_installed_into_a_clean_environment_works_from_another_directory(tmp_path):
     """The wheel builds, installs into a new virtual environment (its dependencies borrowed from this one through a
     path file, the package itself only from the wheel), and from an unrelated directory: `synco --version`, the
-    README's first example, a shipped recipe by name, the data and the cache are found."""
+    README's examples, a shipped recipe by name, the data and the cache are found."""
     import re
     import sysconfig
 
@@ -277,8 +277,8 @@ def test_a_wheel_installed_into_a_clean_environment_works_from_another_directory
         return done.stdout
 
     assert run(str(env / "bin" / "synco"), "--version").startswith("synco 0.")
-    example = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)[0]
-    run(str(env / "bin" / "python"), "-c", example)
+    for example in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL):
+        run(str(env / "bin" / "python"), "-c", example)  # recipes named as configs/... resolve to the package
     probe = ("import synco; from synco.config import resolve_recipe; from synco.data.datasets import load_dataset, "
              "resolve_cache_dir; print(synco.__file__); print(resolve_recipe('cifar10/synco')); "
              "print(resolve_cache_dir(None)); print(len(load_dataset('fashion_mnist', None, False, None)))")

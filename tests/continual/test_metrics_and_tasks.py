@@ -68,3 +68,13 @@ def test_a_task_list_that_does_not_partition_the_classes_is_named():
         check_partition([[0, 1], [1, 2]], 4)
     with pytest.raises(ValueError, match=r"out of range \[7\]"):
         check_partition([[0, 1], [2, 3, 7]], 4)
+
+
+def test_data_shards_that_do_not_divide_evenly_and_more_tasks_than_images():
+    labels = torch.arange(10) % 3
+    shards, _ = task_indices(labels, "data", 3, seed=1)
+    assert sorted(len(s) for s in shards) == [3, 3, 4] and sorted(torch.cat(shards).tolist()) == list(range(10))
+    assert all(torch.equal(s, s.sort().values) for s in shards)  # each shard in image order
+    assert [len(s) for s in task_indices(labels, "data", 10, seed=1)[0]] == [1] * 10  # one image a task
+    with pytest.raises(ValueError, match=r"continual.tasks=11 must lie in \[1, 10\]"):
+        task_indices(labels, "data", 11, seed=1)

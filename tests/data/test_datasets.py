@@ -115,3 +115,14 @@ def test_download_without_a_root_fetches_into_the_cache_and_is_found_there(name,
         load_dataset(name, None, True, None, download=True)
     assert calls == [(str(download_root()), True)] and download_root() == tmp_path / "cache" / "datasets"
     assert download_root().is_dir()
+
+
+def test_a_subset_larger_than_its_split_is_refused_and_an_equal_one_is_all_of_it():
+    from synco.data.datasets import ImageData
+    from synco.engine.inputs import first_images
+
+    data = ImageData(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.arange(10) % 2, ["a", "b"])
+    assert len(first_images(data, 10, "data.subset", "pretraining")) == 10
+    assert len(first_images(data, None, "data.subset", "pretraining")) == 10
+    with pytest.raises(ValueError, match=r"data.subset=11 is larger than the pretraining split \(10 images\)"):
+        first_images(data, 11, "data.subset", "pretraining")

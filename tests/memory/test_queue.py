@@ -62,3 +62,12 @@ def test_a_checkpoint_from_before_the_labels_loads_with_unknown_labels():
     fresh.labels.fill_(7)
     fresh.load_state_dict(old)
     assert fresh.labels.tolist() == [-1, -1, -1, -1] and torch.equal(fresh.keys, queue.keys)
+
+
+def test_the_class_mask_at_its_edges_class_zero_the_last_class_and_the_last_row():
+    """Class 0 is a class like any other (not 'unknown'), the last class and the queue's last row count too."""
+    queue = NegativeQueue(4, 2, generator=torch.Generator().manual_seed(0))
+    queue.enqueue(torch.nn.functional.normalize(torch.ones(4, 2), dim=1), torch.arange(4), torch.tensor([0, 9, -1, 0]))
+    mask = queue.same_class_mask(torch.tensor([0, 9, 5]))
+    assert mask.tolist() == [[True, False, False, True], [False, True, False, False], [False] * 4]
+    assert queue.same_image_mask(torch.tensor([3])).tolist() == [[False, False, False, True]]
