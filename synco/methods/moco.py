@@ -44,6 +44,11 @@ class MoCo(Method):
         shuffle_keys: permute the key batch before the key encoder (with split batch norm this is
             the single-process equivalent of MoCo's shuffle-BN).
         warmup_epochs: epochs before synthesis starts (SynCo's warm-up, 10 in the paper).
+        stop_epoch: synthesis runs in epochs ``[warmup_epochs, stop_epoch)`` (SynCo-v2: 30 to 100 of 300);
+            None: to the end.
+        ramp: ``"none"`` (full counts while synthesis runs), ``"up"`` or ``"down"``: the six counts rise from
+            1/E of the full counts to all of them over the E synthesis epochs, or fall from all to 1/E
+            (rounded; needs ``stop_epoch``).
         exclude_same_class: label-aware synthesis: queue rows of the query's class (by the labels the
             queue stores) are never selected among the N hardest nor used as sources; they stay negatives
             of the loss. Needs labelled data. Rows of unknown class (the random start) are kept.
@@ -66,6 +71,8 @@ class MoCo(Method):
         mask_same_image: bool = False,
         shuffle_keys: bool = True,
         warmup_epochs: int = 0,
+        stop_epoch: int | None = None,
+        ramp: str = "none",
         exclude_same_class: bool = False,
         second_queue: NegativeQueue | None = None,
         momentum_end: float | None = None,
@@ -84,6 +91,9 @@ class MoCo(Method):
         self.mask_same_image = mask_same_image
         self.shuffle_keys = shuffle_keys
         self.warmup_epochs = warmup_epochs
+        self.stop_epoch = stop_epoch
+        self.ramp = ramp
+        self.full_counts = negatives.counts if negatives is not None else ()
         self.exclude_same_class = exclude_same_class
         if exclude_same_class:
             self.needs_labels = True
@@ -103,11 +113,29 @@ class MoCo(Method):
         return self.encoder_q.parameters()
 
     def synthesizes(self, epoch: int) -> bool:
-        """Whether synthetic negatives are used in ``epoch`` (0-based): after the warm-up."""
-        return epoch >= self.warmup_epochs
+        """Whether synthetic negatives are used in ``epoch`` (0-based): after the warm-up, before the stop."""
+        return epoch >= self.warmup_epochs and (self.stop_epoch is None or epoch < self.stop_epoch)
+
+    def synthesis_counts(self, epoch: int) -> tuple[int, ...]:
+        """The six counts active in ``epoch``: zeros outside the synthesis epochs, else the full counts or, with a
+        ramp over the E = ``stop_epoch - warmup_epochs`` synthesis epochs, ``round(c (k + 1) / E)`` (up) or
+        ``round(c (E - k) / E)`` (down) in the k-th of them."""
+        if not self.synthesizes(epoch):
+            return tuple(0 for _ in self.full_counts)
+        if self.ramp == "none":
+            return tuple(self.full_counts)
+        span, k = self.stop_epoch - self.warmup_epochs, epoch - self.warmup_epochs
+        share = (k + 1) / span if self.ramp == "up" else (span - k) / span
+        return tuple(round(c * share) for c in self.full_counts)
 
     def epoch_log(self, epoch: int) -> dict:
-        return {"train/synthetic": self.synthesizes(epoch)}
+        """Whether synthesis ran in ``epoch`` and its counts per query (type 1 to 6, and their sum)."""
+        record: dict = {"train/synthetic": self.synthesizes(epoch)}
+        if self.negatives is not None:
+            counts = self.synthesis_counts(epoch)
+            record["train/synthetic_per_query"] = sum(counts)
+            record.update({f"train/{name}": count for name, count in zip(COUNT_KEYS, counts)})
+        return record
 
     def momentum_at(self, progress: float) -> float:
         """The key encoder's momentum at ``progress`` (share of the run done): constant, or MoCo-v2+'s cosine rise."""
@@ -124,6 +152,8 @@ class MoCo(Method):
         the output also holds the queue's image indices (before this step's enqueue) for the analyses."""
         images_q, images_k = batch.views
         synthesize = self.synthesizes(context.epoch)
+        if synthesize and self.negatives is not None:  # the schedule's counts: a function of the epoch alone
+            self.negatives.counts = self.synthesis_counts(context.epoch)
         out = self.pair_step(images_q, images_k, batch.index, synthesize, context.generator,
                              context.shuffle_generator, return_sources=context.observe, labels=batch.labels,
                              queue=self.second_queue if self.second_queue is not None else self.queue)
@@ -265,6 +295,10 @@ class MoCo(Method):
 
 
 # --------------------------------------------------------------------------- configuration and registration
+#: ``method.negatives.ramp``'s values.
+RAMPS = ("none", "up", "down")
+
+
 @dataclass
 class NegativesConfig:
     """``method.negatives``: SynCo's synthetic negatives (the paper's defaults, section 5.1)."""
@@ -283,6 +317,11 @@ class NegativesConfig:
     eta: float = 0.01  # step of type 6
     extrapolation: str = "paper"  # paper: Eq. 5; reference: the authors' code
     warmup_epochs: int = 10  # epochs of plain MoCo-v2 before synthesis starts
+    # Synthesis stops before this epoch (0-based; SynCo-v2 synthesises in epochs 30-100 of 300); None: never stops
+    stop_epoch: Optional[int] = None
+    # none: full counts while synthesis runs; up / down: counts rise from 1/E of each count to all of it, or fall
+    # from all to 1/E, linearly over the E = stop_epoch - warmup_epochs synthesis epochs (needs stop_epoch)
+    ramp: str = "none"
     # Label-aware SynCo: queue rows of the query's class are never among the N hardest or sources (they stay
     # negatives of the loss); needs labelled data. Off: the paper's label-free SynCo.
     exclude_same_class: bool = False
@@ -314,7 +353,8 @@ def build_negatives(cfg: DictConfig) -> SyntheticNegatives | None:
     if cfg.method.name == "mochi":
         return mochi(num_hard=neg.num_hard, num_mix=neg.num_mixup, num_query_mix=neg.num_interpolate)
     # The config's field names are the constructor's; the warm-up and the label rule belong to the method.
-    settings = {key: value for key, value in neg.items() if key not in ("warmup_epochs", "exclude_same_class")}
+    settings = {key: value for key, value in neg.items()
+                if key not in ("warmup_epochs", "stop_epoch", "ramp", "exclude_same_class")}
     return SyntheticNegatives(**settings)
 
 
@@ -341,6 +381,8 @@ def build_moco(context: BuildContext) -> MoCo:
         mask_same_image=bool(mask),
         shuffle_keys=cfg.model.shuffle_keys,
         warmup_epochs=cfg.method.negatives.warmup_epochs,
+        stop_epoch=cfg.method.negatives.stop_epoch,
+        ramp=cfg.method.negatives.ramp,
         exclude_same_class=cfg.method.negatives.exclude_same_class,
         second_queue=NegativeQueue(cfg.method.queue_size, cfg.model.embedding_dim,
                                    generator=torch.Generator().manual_seed(context.seed + 2))
@@ -357,6 +399,15 @@ def validate_moco(cfg: DictConfig) -> None:
     choice(cfg, "method.negatives.extrapolation", EXTRAPOLATION_MODES)
     at_least(cfg, "method.queue_size", 1)
     at_least(cfg, "method.negatives.warmup_epochs", 0)
+    neg = cfg.method.negatives
+    if neg.ramp not in RAMPS:
+        raise ConfigError(f"method.negatives.ramp={neg.ramp!r} is not allowed; choose among {list(RAMPS)}")
+    if neg.stop_epoch is not None and neg.stop_epoch <= neg.warmup_epochs:
+        raise ConfigError(f"method.negatives.stop_epoch={neg.stop_epoch} must be after method.negatives.warmup_epochs="
+                          f"{neg.warmup_epochs} (synthesis runs in epochs [warmup_epochs, stop_epoch))")
+    if neg.ramp != "none" and neg.stop_epoch is None:
+        raise ConfigError(f"method.negatives.ramp={neg.ramp} needs method.negatives.stop_epoch (the ramp spans "
+                          "the synthesis epochs)")
     positive(cfg, "method.temperature")
     for key in ("num_hard", *COUNT_KEYS, "sigma", "delta", "eta"):
         at_least(cfg, f"method.negatives.{key}", 0)
