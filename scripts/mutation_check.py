@@ -110,7 +110,7 @@ MUTATIONS = [
  ("a subset larger than the data set silently means all of it", "synco/engine/inputs.py",
   "if count is not None and count > len(data):", "if False:",
   "tests/data/test_datasets.py -k subset"),
- ("the synthesis schedule ignores its stop epoch", "synco/methods/moco.py",
+ ("the synthesis schedule ignores its stop epoch", "synco/negatives/schedule.py",
   "return epoch >= self.warmup_epochs and (self.stop_epoch is None or epoch < self.stop_epoch)",
   "return epoch >= self.warmup_epochs",
   "tests/methods/test_synthesis_schedule.py -k warm_up"),

@@ -57,10 +57,11 @@ class NTXent(TemperatureLoss):
         super().__init__(temperature)
 
     def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, all_z1: torch.Tensor | None = None,
-                all_z2: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+                all_z2: torch.Tensor | None = None, offset: int = 0,
+                synthetic_logits: torch.Tensor | None = None) -> torch.Tensor:
         if all_z1 is None:
-            return nt_xent_loss(z1, z2, self.temperature)
-        return nt_xent_loss_local(z1, z2, all_z1, all_z2, offset, self.temperature)
+            return nt_xent_loss(z1, z2, self.temperature, synthetic_logits)
+        return nt_xent_loss_local(z1, z2, all_z1, all_z2, offset, self.temperature, synthetic_logits)
 
 
 @LOSSES.register("hcl")

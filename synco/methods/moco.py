@@ -27,6 +27,7 @@ from synco.methods.encoder import Encoder, build_encoder
 from synco.models.momentum import momentum_copy, update_momentum
 from synco.models.shuffle import batch_shuffle, batch_shuffle_across_ranks, batch_unshuffle
 from synco.negatives import COUNT_KEYS, SyntheticNegatives, check_num_hard, mask_logits, mochi
+from synco.negatives.schedule import SynthesisSchedule, check_schedule
 from synco.registry import METHODS
 
 
@@ -91,9 +92,8 @@ class MoCo(Method):
         self.mask_same_image = mask_same_image
         self.shuffle_keys = shuffle_keys
         self.warmup_epochs = warmup_epochs
-        self.stop_epoch = stop_epoch
-        self.ramp = ramp
-        self.full_counts = negatives.counts if negatives is not None else ()
+        self.schedule = SynthesisSchedule(negatives.counts if negatives is not None else (), warmup_epochs,
+                                          stop_epoch, ramp)
         self.exclude_same_class = exclude_same_class
         if exclude_same_class:
             self.needs_labels = True
@@ -114,28 +114,17 @@ class MoCo(Method):
 
     def synthesizes(self, epoch: int) -> bool:
         """Whether synthetic negatives are used in ``epoch`` (0-based): after the warm-up, before the stop."""
-        return epoch >= self.warmup_epochs and (self.stop_epoch is None or epoch < self.stop_epoch)
+        return self.schedule.active(epoch)
 
     def synthesis_counts(self, epoch: int) -> tuple[int, ...]:
-        """The six counts active in ``epoch``: zeros outside the synthesis epochs, else the full counts or, with a
-        ramp over the E = ``stop_epoch - warmup_epochs`` synthesis epochs, ``round(c (k + 1) / E)`` (up) or
-        ``round(c (E - k) / E)`` (down) in the k-th of them."""
-        if not self.synthesizes(epoch):
-            return tuple(0 for _ in self.full_counts)
-        if self.ramp == "none":
-            return tuple(self.full_counts)
-        span, k = self.stop_epoch - self.warmup_epochs, epoch - self.warmup_epochs
-        share = (k + 1) / span if self.ramp == "up" else (span - k) / span
-        return tuple(round(c * share) for c in self.full_counts)
+        """The six counts active in ``epoch`` (``synco.negatives.schedule``)."""
+        return self.schedule.counts(epoch)
 
     def epoch_log(self, epoch: int) -> dict:
         """Whether synthesis ran in ``epoch`` and its counts per query (type 1 to 6, and their sum)."""
-        record: dict = {"train/synthetic": self.synthesizes(epoch)}
-        if self.negatives is not None:
-            counts = self.synthesis_counts(epoch)
-            record["train/synthetic_per_query"] = sum(counts)
-            record.update({f"train/{name}": count for name, count in zip(COUNT_KEYS, counts)})
-        return record
+        if self.negatives is None:
+            return {"train/synthetic": self.synthesizes(epoch)}
+        return self.schedule.log(epoch)
 
     def momentum_at(self, progress: float) -> float:
         """The key encoder's momentum at ``progress`` (share of the run done): constant, or MoCo-v2+'s cosine rise."""
@@ -295,10 +284,6 @@ class MoCo(Method):
 
 
 # --------------------------------------------------------------------------- configuration and registration
-#: ``method.negatives.ramp``'s values.
-RAMPS = ("none", "up", "down")
-
-
 @dataclass
 class NegativesConfig:
     """``method.negatives``: SynCo's synthetic negatives (the paper's defaults, section 5.1)."""
@@ -400,14 +385,10 @@ def validate_moco(cfg: DictConfig) -> None:
     at_least(cfg, "method.queue_size", 1)
     at_least(cfg, "method.negatives.warmup_epochs", 0)
     neg = cfg.method.negatives
-    if neg.ramp not in RAMPS:
-        raise ConfigError(f"method.negatives.ramp={neg.ramp!r} is not allowed; choose among {list(RAMPS)}")
-    if neg.stop_epoch is not None and neg.stop_epoch <= neg.warmup_epochs:
-        raise ConfigError(f"method.negatives.stop_epoch={neg.stop_epoch} must be after method.negatives.warmup_epochs="
-                          f"{neg.warmup_epochs} (synthesis runs in epochs [warmup_epochs, stop_epoch))")
-    if neg.ramp != "none" and neg.stop_epoch is None:
-        raise ConfigError(f"method.negatives.ramp={neg.ramp} needs method.negatives.stop_epoch (the ramp spans "
-                          "the synthesis epochs)")
+    try:
+        check_schedule(neg.warmup_epochs, neg.stop_epoch, neg.ramp)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     positive(cfg, "method.temperature")
     for key in ("num_hard", *COUNT_KEYS, "sigma", "delta", "eta"):
         at_least(cfg, f"method.negatives.{key}", 0)

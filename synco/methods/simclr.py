@@ -3,6 +3,12 @@
     z1 (B, D) = normalize(head(backbone(x1)))       z2 (B, D) = normalize(head(backbone(x2)))
     loss = NT-Xent(z1, z2) over the whole global batch (synco.functional.nt_xent_loss)
 
+With synthetic negatives (``method.negatives.*``, off by default) every anchor z_i also gets SynCo's synthetic
+negatives, made from its N hardest in-batch negatives (the other 2B - 2 views of the global batch: never
+itself, never its own other view), detached as in SynCo, in the denominator only:
+    l_i = -log e^{z_i.z_i+ / t} / (sum_{k != i} e^{z_i.z_k / t} + sum_s e^{z_i.s / t})
+on the schedule of ``synco.negatives.schedule`` (warm-up, stop epoch, ramp).
+
 With several processes the embeddings are gathered *with* their gradient, each process computes the
 loss of its own anchors against the global batch, and DDP averages: W processes compute what one
 process computes on the concatenated batch (tested with two gloo processes).
@@ -13,9 +19,11 @@ builder, one registration line, and a recipe in configs/pretrain/. No engine fil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from synco import distributed
 from synco.data.batch import Batch
@@ -23,7 +31,31 @@ from synco.losses import NTXent
 from synco.methods.base import BuildContext, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
 from synco.methods.two_view import TwoViewContrastive
+from synco.negatives import COUNT_KEYS, SyntheticNegatives
+from synco.negatives.schedule import SynthesisSchedule, check_schedule
 from synco.registry import METHODS
+
+
+@dataclass
+class InBatchNegativesConfig:
+    """``method.negatives`` of an in-batch method: SynCo's keys, N among the 2B - 2 in-batch negatives."""
+
+    num_hard: int = 64  # N, hardest in-batch negatives of each anchor the synthetic ones are made from (<= 2B - 2)
+    num_interpolate: int = 0  # type 1 per anchor: normalize(alpha z + (1 - alpha) n)
+    num_extrapolate: int = 0  # type 2: normalize(n + beta (n - z))
+    num_mixup: int = 0  # type 3: normalize(gamma n_i + (1 - gamma) n_j)
+    num_noise: int = 0  # type 4: normalize(n + e), e ~ N(0, sigma^2 I)
+    num_perturb: int = 0  # type 5: normalize(n + delta z)
+    num_adversarial: int = 0  # type 6: normalize(n + eta sign(z))
+    alpha_max: float = 0.5  # alpha ~ U(0, alpha_max)
+    beta_max: float = 1.5  # beta ~ U(1, beta_max)
+    sigma: float = 0.01  # noise scale of type 4
+    delta: float = 0.01  # step of type 5
+    eta: float = 0.01  # step of type 6
+    extrapolation: str = "paper"  # paper: Eq. 5; reference: the authors' code
+    warmup_epochs: int = 0  # epochs without synthesis first
+    stop_epoch: Optional[int] = None  # synthesis stops before this epoch; None: never
+    ramp: str = "none"  # none, up, down: counts scaled linearly over the synthesis epochs (needs stop_epoch)
 
 
 @dataclass
@@ -32,6 +64,9 @@ class SimCLRConfig:
 
     name: str = "simclr"  # in-batch NT-Xent over 2B views
     temperature: float = 0.5  # SimCLR's CIFAR-10 value (and solo-learn's CIFAR recipe is 0.2)
+    # Synthetic negatives per anchor from its N hardest in-batch negatives (SynCo's six strategies), the same
+    # keys as SynCo's method.negatives; every count 0 (the default): plain SimCLR
+    negatives: InBatchNegativesConfig = field(default_factory=lambda: InBatchNegativesConfig())
 
 
 class SimCLR(TwoViewContrastive):
@@ -45,30 +80,72 @@ class SimCLR(TwoViewContrastive):
         criterion: loss of ``(z1, z2, all_z1, all_z2, offset)``; NT-Xent(0.5) by default.
     """
 
-    def __init__(self, encoder: Encoder, criterion: NTXent | None = None) -> None:
+    def __init__(self, encoder: Encoder, criterion: NTXent | None = None,
+                 negatives: SyntheticNegatives | None = None, schedule: SynthesisSchedule | None = None) -> None:
         super().__init__(encoder, criterion if criterion is not None else NTXent(0.5), needs_labels=False)
+        self.negatives = negatives if negatives is not None and negatives.num_synthetic > 0 else None
+        self.schedule = schedule or SynthesisSchedule(negatives.counts if negatives is not None else ())
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
-        """NT-Xent of this process's anchors against the global batch of both views."""
+        """NT-Xent of this process's anchors against the global batch of both views (and, on the schedule's
+        epochs, against each anchor's synthetic negatives)."""
         view_1, view_2 = batch.views
         z1, z2 = self.encoder(view_1), self.encoder(view_2)  # (b, D) each
         all_z1 = distributed.all_gather_with_grad(z1)  # (B, D), gradient flows back to every rank
         all_z2 = distributed.all_gather_with_grad(z2)  # (B, D)
         offset = distributed.rank() * z1.shape[0]
-        return {"loss": self.criterion(z1, z2, all_z1, all_z2, offset), "z1": z1, "z2": z2}
+        synthetic = None
+        if self.negatives is not None and self.schedule.active(context.epoch):
+            self.negatives.counts = self.schedule.counts(context.epoch)
+            synthetic = self.in_batch_synthetic_logits(z1, z2, all_z1, all_z2, offset, context.generator)
+        out = {"loss": self.criterion(z1, z2, all_z1, all_z2, offset, synthetic), "z1": z1, "z2": z2}
+        if synthetic is not None:
+            out["synthetic_logits"] = synthetic.detach()
+        return out
+
+    def in_batch_synthetic_logits(self, z1, z2, all_z1, all_z2, offset: int, generator) -> torch.Tensor:
+        """(2b, S) un-tempered logits of this process's anchors ``[z1; z2]`` against synthetic negatives made from
+        each anchor's N hardest of the global batch's 2B views (detached), its own view and its other view
+        excluded from the hardest and from the sources."""
+        b, big_b = z1.shape[0], all_z1.shape[0]
+        anchors = torch.cat([z1, z2])  # (2b, D)
+        candidates = torch.cat([all_z1, all_z2]).detach()  # (2B, D), the "queue" of this step
+        own = torch.arange(b, device=z1.device) + offset
+        self_column, positive_column = torch.cat([own, own + big_b]), torch.cat([own + big_b, own])  # (2b,)
+        exclude = F.one_hot(self_column, 2 * big_b).bool() | F.one_hot(positive_column, 2 * big_b).bool()
+        return self.negatives.logits(anchors, candidates, generator=generator, queue_logits=anchors @ candidates.T,
+                                     exclude=exclude)
+
+    def epoch_log(self, epoch: int) -> dict:
+        return self.schedule.log(epoch) if self.negatives is not None else {}
 
 
 def build_simclr(context: BuildContext) -> SimCLR:
     """SimCLR with a fresh encoder, seeded by ``context.seed``."""
     torch.manual_seed(context.seed)
     encoder = build_encoder(context.cfg, context.in_channels)
-    return SimCLR(encoder, NTXent(context.cfg.method.temperature))
+    neg = context.cfg.method.negatives
+    settings = {k: v for k, v in neg.items() if k not in ("warmup_epochs", "stop_epoch", "ramp")}
+    negatives = SyntheticNegatives(**settings)
+    schedule = SynthesisSchedule(negatives.counts, neg.warmup_epochs, neg.stop_epoch, neg.ramp)
+    return SimCLR(encoder, NTXent(context.cfg.method.temperature), negatives, schedule)
 
 
 def validate_simclr(cfg) -> None:
-    from synco.config import positive
+    from synco.config import ConfigError, at_least, positive
 
     positive(cfg, "method.temperature")
+    neg = cfg.method.negatives
+    for key in ("num_hard", *COUNT_KEYS, "warmup_epochs"):
+        at_least(cfg, f"method.negatives.{key}", 0)
+    try:
+        check_schedule(neg.warmup_epochs, neg.stop_epoch, neg.ramp)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    candidates = 2 * cfg.train.batch_size - 2
+    if sum(neg[key] for key in COUNT_KEYS) > 0 and not 1 <= neg.num_hard <= candidates:
+        raise ConfigError(f"method.negatives.num_hard={neg.num_hard} must lie in [1, {candidates}]: each anchor has "
+                          f"2 x train.batch_size - 2 = {candidates} in-batch negatives")
 
 
 METHODS.register("simclr", MethodSpec(SimCLRConfig, build_simclr, validate_simclr,

@@ -48,11 +48,17 @@ def single_process_reference():
     method = worker.build()
     optimizer = worker.optimizer_for(method)
     local = worker.GLOBAL_BATCH // worker.WORLD
+    generators = [torch.Generator().manual_seed(100 + r) for r in range(worker.WORLD)]  # each rank's draws
     losses = []
     for view_1, view_2, _ in worker.batches():
         z1, z2 = method.encoder(view_1), method.encoder(view_2)
-        halves = [nt_xent_loss_local(z1[r * local:(r + 1) * local], z2[r * local:(r + 1) * local], z1, z2,
-                                     r * local, 0.5) for r in range(worker.WORLD)]
+        halves = []
+        for r in range(worker.WORLD):
+            mine = slice(r * local, (r + 1) * local)
+            synthetic = None
+            if method.negatives is not None:
+                synthetic = method.in_batch_synthetic_logits(z1[mine], z2[mine], z1, z2, r * local, generators[r])
+            halves.append(nt_xent_loss_local(z1[mine], z2[mine], z1, z2, r * local, 0.5, synthetic))
         optimizer.zero_grad()
         (sum(halves) / len(halves)).backward()  # DDP averages the ranks' gradients
         optimizer.step()
@@ -61,8 +67,11 @@ def single_process_reference():
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
-    """Gathering with gradients: two gloo processes train exactly as one process on the whole batch."""
+@pytest.mark.parametrize("synthesis", [False, True], ids=["plain", "with_synthesis"])
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, monkeypatch, synthesis):
+    """Gathering with gradients: two gloo processes train exactly as one process on the whole batch (with
+    synthesis: each rank's anchors draw their synthetic negatives from the global batch with the rank's stream)."""
+    monkeypatch.setenv("SYNCO_TEST_SYNTHESIS", "1" if synthesis else "0")
     out = tmp_path / "simclr_ddp.pt"
     result = run_worker(worker.__file__, out)
     losses, state = single_process_reference()
@@ -74,7 +83,10 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     view_1, view_2, _ = next(worker.batches())
     with torch.no_grad():
         z1, z2 = method.encoder(view_1), method.encoder(view_2)
-    assert abs(losses[0].mean().item() - nt_xent_reference(z1, z2, 0.5)) < 1e-12
+    if not synthesis:
+        assert abs(losses[0].mean().item() - nt_xent_reference(z1, z2, 0.5)) < 1e-12
+    else:  # the synthetic negatives add to every denominator
+        assert losses[0].mean().item() > nt_xent_reference(z1, z2, 0.5)
     assert not torch.equal(state["encoder.head.weight"], worker.build().state_dict()["encoder.head.weight"])
 
 
