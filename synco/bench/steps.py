@@ -27,7 +27,10 @@ from synco.data.transforms import TwoViews, pretrain_transform
 from synco.methods import StepContext, build_method
 from synco.negatives import COUNT_KEYS
 
-METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo", "simclr": "SimCLR"}
+METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo", "simclr": "SimCLR",
+           "simclr_synco": "SimCLR + synthesis"}
+#: Rows measured against another row besides MoCo-v2: the cost of synthesis on its plain method.
+SYNTHESIS_BASES = {"SimCLR + synthesis": "SimCLR", "SynCo": "MoCo-v2"}
 
 
 def training_step_function(method, lr: float, views: torch.Tensor, generator: torch.Generator):
@@ -121,6 +124,8 @@ def run_steps(
     step_times = timed_rounds(step_fns, repeats, device, warmup=0)
     step_ms = {label: statistics.median(t) for label, t in step_times.items()}
     ratios = median_ratios(step_times, "MoCo-v2")
+    synthesis_cost = {label: median_ratios(step_times, base)[label] for label, base in SYNTHESIS_BASES.items()
+                      if label in step_times and base in step_times}
     same_mode = median_ratios(step_times, "MoCo-v2, compiled") if compile else {}
     for label, fn in step_fns.items():
         memory[label] = peak_mib(fn, device)
@@ -136,7 +141,8 @@ def run_steps(
                f"batch {batch}, K={cfg.method.queue_size}, N={cfg.method.negatives.num_hard}, "
                f"counts {tuple(cfg.method.negatives[k] for k in COUNT_KEYS)}, {device}")
     if synthetic:
-        return {"setting": setting, "steps": steps, "pipeline": [], "warmup_s": warmup_s}
+        return {"setting": setting, "steps": steps, "pipeline": [], "warmup_s": warmup_s,
+                "synthesis_cost": synthesis_cost}
 
     per_image = TwoViews(pretrain_transform(
         cfg.data.augmentation, cfg.data.image_size, images.shape[1], mean, std, cfg.data.crop_min_scale
@@ -155,5 +161,6 @@ def run_steps(
     for row in pipeline:
         row["images_per_s"] = batch / row["ms"] * 1e3
         row["speed_vs_synco_step"] = synco_ms / row["ms"]
-    return {"setting": setting, "steps": steps, "pipeline": pipeline, "warmup_s": warmup_s}
+    return {"setting": setting, "steps": steps, "pipeline": pipeline, "warmup_s": warmup_s,
+            "synthesis_cost": synthesis_cost}
 

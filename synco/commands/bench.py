@@ -160,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     _print_table(result["steps"], columns + [("peak_mib", "peak MiB", ".1f"), ("memory_ratio", "/ MoCo-v2", ".2f")])
     if args.compile:
         print(f"compile warm-up (first two calls of every compiled step, untimed above): {result['warmup_s']:.0f} s")
+    for label, ratio in result.get("synthesis_cost", {}).items():
+        print(f"synthesis cost: {label} step / its plain method's step = {ratio:.3f} (median of per-round ratios)")
     if not result["pipeline"]:
         return 0
     print()
