@@ -75,3 +75,27 @@ def test_a_run_logs_the_active_counts_and_resumes_exactly_across_the_stop(tmp_pa
     assert [r["train/num_interpolate"] for r in epochs] == [8, 0]
     a, b = (load_checkpoint(checkpoint_path(tmp_path / name))["model"] for name in ("straight", "sliced"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_synco_v2s_setting_trains_a_vision_transformer_through_its_synthesis_window():
+    """The CPU recipe of SynCo-v2's setting (timm ViT-Ti, symmetric, rising momentum, synthesis in epochs 1-2):
+    one step before the window, one inside, one after; finite losses, gradients into the transformer."""
+    from synco.data.batch import Batch
+    from synco.methods import StepContext, build_method
+
+    cfg = load_config("cifar10/synco_v2_vit_tiny", ["method.queue_size=64", "method.negatives.num_hard=16"])
+    m = build_method(cfg, in_channels=3, num_train_images=64, seed=0)
+    g = torch.Generator().manual_seed(0)
+    views = torch.randn(2, 8, 3, 32, 32, generator=g)
+    for epoch, synthetic in ((0, False), (1, True), (3, False)):
+        out = m.training_step(Batch(views=(views[0], views[1]), index=torch.arange(8)),
+                              StepContext(epoch=epoch, generator=g, shuffle_generator=g, progress=epoch / 4))
+        assert torch.isfinite(out["loss"]) and (out.get("synthetic_logits") is not None
+                                                and out["synthetic_logits"].shape[1] > 0) == synthetic
+        m.zero_grad()
+        out["loss"].backward()
+        assert m.encoder_q.backbone.net.patch_embed.proj.weight.grad.abs().sum() > 0
+        m.after_step(out, Batch(views=(), index=torch.arange(8)))
+    for name in ("deit_small", "swin_tiny"):  # the GPU recipes load and name the window
+        gpu = load_config(f"imagenet/synco_v2_{name}_300ep")
+        assert (gpu.method.negatives.warmup_epochs, gpu.method.negatives.stop_epoch, gpu.method.queue_size) == (30, 100, 4096)
