@@ -471,6 +471,10 @@ def _raise_if_foreign_method_key(cfg: DictConfig, err: OmegaConfBaseException) -
     from omegaconf.errors import ConfigKeyError
 
     key = getattr(err, "full_key", None) or ""
+    if isinstance(err, ConfigKeyError) and key == "method.negatives":
+        with_negatives = [n for n in METHODS.names() if "negatives" in OmegaConf.structured(METHODS.get(n).config)]
+        raise ConfigError(f"method.name={cfg.method.name} makes no synthetic negatives, so method.negatives.* does not "
+                          f"apply to it (methods that do: {', '.join(with_negatives)})") from None
     if isinstance(err, ConfigKeyError) and key.startswith("method.") and key.count(".") == 1:
         name = cfg.method.name
         raise ConfigError(f"{key} is not a setting of method.name={name} (its settings: "

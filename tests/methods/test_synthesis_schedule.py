@@ -99,3 +99,10 @@ def test_synco_v2s_setting_trains_a_vision_transformer_through_its_synthesis_win
     for name in ("deit_small", "swin_tiny"):  # the GPU recipes load and name the window
         gpu = load_config(f"imagenet/synco_v2_{name}_300ep")
         assert (gpu.method.negatives.warmup_epochs, gpu.method.negatives.stop_epoch, gpu.method.queue_size) == (30, 100, 4096)
+
+
+def test_a_method_without_synthetic_negatives_refuses_their_settings_in_one_line():
+    for name in ("byol", "hcl"):
+        with pytest.raises(ConfigError, match=rf"method.name={name} makes no synthetic negatives, so "
+                                              r"method.negatives.\* does not apply to it \(methods that do: .*simclr"):
+            load_config(None, [f"method.name={name}", "method.negatives.num_hard=3"])
