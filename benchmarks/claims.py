@@ -1,6 +1,8 @@
 """The papers' claims under the protocols of docs/reproduction.md: one command per table, resumable.
 
     .venv/bin/python benchmarks/claims.py synco            # SynCo vs MoCo-v2 vs MoCHI, 30 epochs, 3 seeds
+    .venv/bin/python benchmarks/claims.py simclr_synthesis # SimCLR + synthetic negatives vs SimCLR
+    .venv/bin/python benchmarks/claims.py synco_stop       # SynCo with synthesis stopped at epoch 10 vs not
     .venv/bin/python benchmarks/claims.py synco --report   # only regenerate the report from finished cells
     .venv/bin/python benchmarks/claims.py synco --commit   # git-commit the claim's folder after every cell
 
@@ -29,27 +31,58 @@ os.environ.setdefault("SYNCO_DATA_ROOT", str(ROOT.parent / "shared" / "datasets"
 
 
 @dataclass
+class Arm:
+    """One arm of a claim: a shipped recipe with overrides; ``runs`` names another claim's folder whose runs of the
+    same recipe, budget and seeds this arm shares (a run is trained once)."""
+
+    name: str
+    recipe: str
+    overrides: list[str] = field(default_factory=list)
+    runs: str | None = None
+
+
+@dataclass
 class Claim:
-    """A table of docs/reproduction.md: arms (recipe names) x seeds, each cell one pretraining run."""
+    """A table of docs/reproduction.md: arms x seeds, each cell one pretraining run."""
 
     name: str
     folder: str
-    recipes: str
-    arms: list[str]
-    comparisons: list[tuple[str, str]]  # (expected better, expected worse), as the paper claims
+    arms: list[Arm]
+    comparisons: list[tuple[str, str]]  # (expected better, expected worse), as the claim states
     pretrain: list[str]
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     linear: list[str] = field(default_factory=lambda: ["--recipe", "configs/linear/small.yaml", "linear.seeds=[0]"])
 
+    def arm(self, name: str) -> Arm:
+        return next(a for a in self.arms if a.name == name)
 
+    def run_dir(self, arm: Arm, seed: int) -> Path:
+        return ROOT / (arm.runs or self.folder) / "runs" / f"{arm.name}_s{seed}"
+
+
+THIRTY_EPOCHS = ["train.epochs=30", "trainer.compile=true", "eval.baselines=false", "train.progress=false"]
 CLAIMS = {
     "synco": Claim(
         name="SynCo vs MoCo-v2 vs MoCHI (CIFAR-10, small CNN, 30 epochs)",
         folder="reports/claims/synco_cifar10",
-        recipes="configs/pretrain/cifar10",
-        arms=["synco", "moco_v2", "mochi"],
+        arms=[Arm("synco", "cifar10/synco"), Arm("moco_v2", "cifar10/moco_v2"), Arm("mochi", "cifar10/mochi")],
         comparisons=[("synco", "moco_v2"), ("moco_v2", "mochi"), ("synco", "mochi")],
-        pretrain=["train.epochs=30", "trainer.compile=true", "eval.baselines=false", "train.progress=false"],
+        pretrain=THIRTY_EPOCHS,
+    ),
+    "simclr_synthesis": Claim(
+        name="SimCLR + synthetic negatives vs SimCLR (CIFAR-10, small CNN, 30 epochs)",
+        folder="reports/claims/simclr_synthesis_cifar10",
+        arms=[Arm("simclr_synco", "cifar10/simclr_synco"), Arm("simclr", "cifar10/simclr")],
+        comparisons=[("simclr_synco", "simclr")],
+        pretrain=THIRTY_EPOCHS,
+    ),
+    "synco_stop": Claim(
+        name="SynCo with synthesis stopped at epoch 10 vs to the end (CIFAR-10, small CNN, 30 epochs)",
+        folder="reports/claims/synco_stop_cifar10",
+        arms=[Arm("synco_stop10", "cifar10/synco", ["method.negatives.stop_epoch=10"]),
+              Arm("synco", "cifar10/synco", runs="reports/claims/synco_cifar10")],
+        comparisons=[("synco_stop10", "synco")],
+        pretrain=THIRTY_EPOCHS,
     ),
 }
 
@@ -66,10 +99,10 @@ def synco(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "synco.cli", *args], check=True, cwd=ROOT)
 
 
-def run_cell(claim: Claim, arm: str, seed: int) -> Path:
-    run_dir = ROOT / claim.folder / "runs" / f"{arm}_s{seed}"
+def run_cell(claim: Claim, arm: Arm, seed: int) -> Path:
+    run_dir = claim.run_dir(arm, seed)
     if not finished(run_dir):
-        synco("pretrain", f"{claim.recipes}/{arm}.yaml", *claim.pretrain, f"train.seed={seed}",
+        synco("pretrain", arm.recipe, *claim.pretrain, *arm.overrides, f"train.seed={seed}",
               f"run_dir={run_dir}", "--resume", "--quiet")
     if not (run_dir / "linear" / "metrics.jsonl").is_file():
         synco("linear", str(run_dir), *claim.linear, "--quiet")
@@ -98,14 +131,13 @@ def verdict(better: list[float], worse: list[float]) -> tuple[str, float, float]
 
 
 def report(claim: Claim) -> str:
-    folder = ROOT / claim.folder
-    results = {arm: {s: cell_result(folder / "runs" / f"{arm}_s{s}") for s in claim.seeds} for arm in claim.arms}
+    results = {arm.name: {s: cell_result(claim.run_dir(arm, s)) for s in claim.seeds} for arm in claim.arms}
     lines = [f"# {claim.name}", "",
              "Protocol and decision rule: docs/reproduction.md. Command: "
              f"`.venv/bin/python benchmarks/claims.py {next(k for k, v in CLAIMS.items() if v is claim)}`.", "",
              "| arm | seed | linear top-1 % | kNN top-1 % | proxy acc (last epoch) | loss (last epoch) |",
              "|---|---|---|---|---|---|"]
-    for arm in claim.arms:
+    for arm in (a.name for a in claim.arms):
         for seed, r in results[arm].items():
             if r is None:
                 lines.append(f"| {arm} | {seed} | pending | | | |")
@@ -113,7 +145,7 @@ def report(claim: Claim) -> str:
                 proxy = "-" if r["proxy_acc"] is None else f"{r['proxy_acc']:.3f}"
                 lines.append(f"| {arm} | {seed} | {r['linear']:.2f} | {r['knn']:.2f} | {proxy} | {r['loss']:.3f} |")
     lines += ["", "| arm | seeds done | linear mean +- sd | kNN mean +- sd |", "|---|---|---|---|"]
-    for arm in claim.arms:
+    for arm in (a.name for a in claim.arms):
         done = [r for r in results[arm].values() if r is not None]
         if len(done) >= 2:
             lin, knn = [r["linear"] for r in done], [r["knn"] for r in done]
@@ -136,10 +168,11 @@ def report(claim: Claim) -> str:
 
 
 def commit(claim: Claim, message: str) -> None:
-    """Commit the claim's folder (metrics, reports; checkpoints are ignored); a failure is reported, not fatal."""
-    done = subprocess.run(["git", "add", claim.folder], cwd=ROOT, capture_output=True, text=True)
+    """Commit the claim's folders (metrics, reports; checkpoints are ignored); a failure is reported, not fatal."""
+    folders = sorted({claim.folder, *(a.runs for a in claim.arms if a.runs)})
+    done = subprocess.run(["git", "add", *folders], cwd=ROOT, capture_output=True, text=True)
     if done.returncode == 0:
-        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", claim.folder], cwd=ROOT,
+        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", *folders], cwd=ROOT,
                               capture_output=True, text=True)
     if done.returncode != 0 and "nothing to commit" not in done.stdout + done.stderr:
         print(f"claims: commit failed: {(done.stderr or done.stdout).strip()}", file=sys.stderr, flush=True)
@@ -158,16 +191,15 @@ def main() -> None:
         # Seed-major order: after the first round every arm has one seed, after the second two.
         cells = [(arm, seed) for seed in claim.seeds for arm in claim.arms]
         for position, (arm, seed) in enumerate(cells, 1):
-            run_dir = out / "runs" / f"{arm}_s{seed}"
-            if cell_result(run_dir) is not None:
+            if cell_result(claim.run_dir(arm, seed)) is not None:
                 continue
             started = time.time()
-            print(f"claims {args.claim}: cell {position}/{len(cells)} {arm} seed {seed}", flush=True)
+            print(f"claims {args.claim}: cell {position}/{len(cells)} {arm.name} seed {seed}", flush=True)
             run_cell(claim, arm, seed)
-            print(f"claims {args.claim}: {arm} seed {seed} done in {time.time() - started:.0f} s", flush=True)
+            print(f"claims {args.claim}: {arm.name} seed {seed} done in {time.time() - started:.0f} s", flush=True)
             (out / "report.md").write_text(report(claim))
             if args.commit:
-                commit(claim, f"claims {args.claim}: {arm} seed {seed} finished")
+                commit(claim, f"claims {args.claim}: {arm.name} seed {seed} finished")
     (out / "report.md").write_text(report(claim))
     print(report(claim))
 
