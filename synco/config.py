@@ -164,6 +164,9 @@ class FinetuneConfig:
     epochs: Optional[int] = None  # None: 60 for fractions <= 1 %, else 30
     batch_size: int = 256
     lr: Optional[float] = None  # None: 0.05 x batch_size / 256
+    # The linear classifier's own learning rate (None: lr). Under (1 - l) CE + l SupCon/SCHaNe the classifier
+    # learns from the CE term alone, at (1 - l) of CE's rate: lr / (1 - l) gives it CE's effective rate back
+    classifier_lr: Optional[float] = None
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 0.0
@@ -297,6 +300,8 @@ def validate(cfg: DictConfig) -> None:
                           "simclr, hcl or byol")
     choice(cfg, "finetune.weighting", ("anchor", "positive"))
     positive(cfg, "finetune.temperature")
+    if cfg.finetune.classifier_lr is not None:
+        positive(cfg, "finetune.classifier_lr")
     if not 0 <= cfg.finetune.contrastive_weight <= 1:
         raise ConfigError(f"finetune.contrastive_weight={cfg.finetune.contrastive_weight} must lie in [0, 1] "
                           "(the lambda of (1 - lambda) CE + lambda contrastive)")

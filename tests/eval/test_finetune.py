@@ -100,6 +100,7 @@ def test_training_loss_is_lambda_mix_of_ce_and_the_contrastive_term(loss, weight
 @pytest.mark.parametrize("setting, match", [
     ("finetune.contrastive_weight=1.5", "contrastive_weight"), ("finetune.loss=triplet", "finetune.loss"),
     ("finetune.shots=0", "finetune.shots"), ("finetune.weighting=key", "finetune.weighting"),
+    ("finetune.classifier_lr=0", r"finetune.classifier_lr=0.0 must be positive"),
 ])
 def test_bad_fine_tuning_settings_are_named(setting, match):
     from synco.config import ConfigError, load_config
@@ -138,3 +139,32 @@ def test_the_command_line_summary_of_fraction_and_shot_runs():
     record.update({"finetune/shots": 5, "finetune/fraction": None, "finetune/loss": "schane",
                    "finetune/contrastive_weight": 0.9})
     assert summary_line(record).startswith("fine-tuned on 5 images per class with CE + schane (lambda 0.9)")
+
+
+def test_the_classifier_can_learn_at_its_own_rate(tmp_path, monkeypatch):
+    """finetune.classifier_lr: the linear head's SGD group has its own base rate, on the same cosine schedule."""
+    import torch
+    from tiny_runs import tiny
+
+    from synco.eval.linear import cosine_factor
+    from synco.engine.pretrain import pretrain
+    from synco.eval.protocols import finetune as protocol
+
+    made = []
+
+    class Recorded(torch.optim.SGD):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    pretrain(tiny(tmp_path / "run", "train.epochs=0"))
+    monkeypatch.setattr(protocol.torch.optim, "SGD", Recorded)
+    summary = protocol.run_finetune(tmp_path / "run", overrides=[
+        "finetune.shots=2", "finetune.epochs=2", "finetune.batch_size=20", "finetune.lr=0.01",
+        "finetune.classifier_lr=0.1", "finetune.seeds=[0]", "finetune.loss=schane"])
+    (optimizer,) = made
+    backbone, head = optimizer.param_groups
+    assert [tuple(p.shape) for p in head["params"]][1] == (10,)  # the linear head: weight (10, F), bias (10,)
+    assert (backbone["base_lr"], head["base_lr"]) == (0.01, 0.1)
+    assert head["lr"] == pytest.approx(0.1 * cosine_factor(1, 2)) and backbone["lr"] == pytest.approx(0.01 * cosine_factor(1, 2))
+    assert summary["finetune/classifier_lr"] == 0.1

@@ -119,8 +119,12 @@ def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed) 
     classifier = Classifier(backbone, head)  # (B, C, H, W) -> (B, classes)
     epochs = ft.epochs if ft.epochs is not None else (60 if ft.fraction <= 0.01 else 30)
     lr = ft.lr if ft.lr is not None else 0.05 * ft.batch_size / 256
-    optimizer = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=ft.momentum, nesterov=ft.nesterov,
-                                weight_decay=ft.weight_decay)
+    # The classifier only sees the (1 - lambda) CE term: finetune.classifier_lr gives it its own rate (e.g. lr / (1 -
+    # lambda) restores CE's effective rate under CE + SupCon / SCHaNe); None: the encoder's.
+    head_lr = ft.classifier_lr if ft.classifier_lr is not None else lr
+    optimizer = torch.optim.SGD([{"params": backbone.parameters(), "base_lr": lr},
+                                 {"params": head.parameters(), "base_lr": head_lr}],
+                                lr=lr, momentum=ft.momentum, nesterov=ft.nesterov, weight_decay=ft.weight_decay)
     model, optimizer = fabric.setup(classifier, optimizer)
     model.mark_forward_method("features_and_logits")
     transform = v2.Compose([
@@ -139,7 +143,7 @@ def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed) 
         sampler.set_epoch(epoch)
         model.train()
         for group in optimizer.param_groups:
-            group["lr"] = lr * cosine_factor(epoch, epochs)
+            group["lr"] = group["base_lr"] * cosine_factor(epoch, epochs)
         for images, labels in loader:
             with fabric.autocast():
                 features, logits = model.features_and_logits(images.to(fabric.device))
@@ -150,7 +154,7 @@ def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed) 
     sync_batchnorm_statistics(classifier)  # every rank evaluates with rank 0's running statistics
     logits = sharded_features(classifier, test, mean, std, cfg.eval.batch_size, fabric.device,
                               cfg.data.image_size, cfg.data.num_workers)  # (T, classes), all ranks
-    return {**topk_accuracy(logits, test.labels), "epochs": epochs, "lr": lr}
+    return {**topk_accuracy(logits, test.labels), "epochs": epochs, "lr": lr, "classifier_lr": head_lr}
 
 
 def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[str] = (), device: str | None = None) -> dict:
@@ -194,6 +198,7 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
         "finetune/contrastive_weight": None if ft.loss == "ce" else ft.contrastive_weight,
         "finetune/labelled_images": len(indices), "finetune/subset_file": str(subset_path),
         "finetune/epochs": results[0]["epochs"], "finetune/lr": results[0]["lr"],
+        "finetune/classifier_lr": results[0]["classifier_lr"],
         "finetune/checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, "finetune/"),
         "finetune/processes": fabric.world_size,
     }
