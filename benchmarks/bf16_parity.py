@@ -49,19 +49,11 @@ def layer_groups(method) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def batchnorm_form(method, out_dtype):
-    """Training-mode split batch norm through the compiled path's function (output in ``out_dtype``)."""
-    from synco.models.batchnorm import SplitBatchNorm2d, _SplitBatchNormFunction
-
-    originals = {}
-    for module in method.modules():
-        if isinstance(module, SplitBatchNorm2d) and module.num_splits > 1:
-            def forward(x, module=module):
-                out, _, _ = _SplitBatchNormFunction.apply(x, module.weight, module.bias, module.num_splits,
-                                                          module.eps, out_dtype)
-                return out
-            originals[module] = module.forward
-            module.forward = forward
+def replaced_forwards(replacements: dict):
+    """``module.forward = function`` for each (module, function) of ``replacements`` inside the block."""
+    originals = {module: module.forward for module in replacements}
+    for module, forward in replacements.items():
+        module.forward = forward
     try:
         yield
     finally:
@@ -69,23 +61,29 @@ def batchnorm_form(method, out_dtype):
             module.forward = forward
 
 
-@contextlib.contextmanager
+def batchnorm_form(method, out_dtype):
+    """Training-mode split batch norm through the compiled path's function (output in ``out_dtype``)."""
+    from synco.models.batchnorm import SplitBatchNorm2d, _SplitBatchNormFunction
+
+    def forward_of(module):
+        return lambda x: _SplitBatchNormFunction.apply(x, module.weight, module.bias, module.num_splits, module.eps,
+                                                       out_dtype)[0]
+
+    return replaced_forwards({m: forward_of(m) for m in method.modules()
+                              if isinstance(m, SplitBatchNorm2d) and m.num_splits > 1})
+
+
 def float32_head(method):
     """The projection head (and what follows it) outside autocast, in float32."""
-    originals = {}
-    for encoder in (method.encoder_q, method.encoder_k):
-        head = encoder.head
+    def forward_of(head):
+        plain = head.forward
 
-        def forward(x, head=head, plain=head.forward):
+        def forward(x):
             with torch.autocast("cpu", enabled=False):
                 return plain(x.float())
-        originals[head] = head.forward
-        head.forward = forward
-    try:
-        yield
-    finally:
-        for head, forward in originals.items():
-            head.forward = forward
+        return forward
+
+    return replaced_forwards({e.head: forward_of(e.head) for e in (method.encoder_q, method.encoder_k)})
 
 
 def gradients(method, views, variant: str, seed: int) -> tuple[float, dict[str, torch.Tensor]]:
