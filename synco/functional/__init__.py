@@ -8,14 +8,19 @@ from synco.functional.continual import (
     pnr_simclr_loss,
     predictive_distill_loss,
 )
+from synco.functional.barlow_twins import barlow_twins_loss
 from synco.functional.hcl import hcl_loss
 from synco.functional.hscl import hscl_loss
 from synco.functional.info_nce import info_nce_logits, info_nce_loss
 from synco.functional.nt_xent import nt_xent_loss, nt_xent_loss_local
 from synco.functional.schane import schane_loss
+from synco.functional.simsiam import simsiam_loss
 from synco.functional.supcon import supcon_loss
+from synco.functional.swav import sinkhorn_knopp, swav_loss
+from synco.functional.vicreg import vicreg_loss
 
 __all__ = [
+    "barlow_twins_loss",
     "contrastive_distill_loss",
     "hcl_loss",
     "hscl_loss",
@@ -29,5 +34,9 @@ __all__ = [
     "pnr_simclr_loss",
     "predictive_distill_loss",
     "schane_loss",
+    "simsiam_loss",
+    "sinkhorn_knopp",
     "supcon_loss",
+    "swav_loss",
+    "vicreg_loss",
 ]
