@@ -92,7 +92,9 @@ class Registry(Generic[T]):
 
 #: Self-supervised and supervised methods (``synco.methods``): name -> :class:`synco.methods.base.MethodSpec`.
 METHODS: Registry = Registry("method", ("synco.methods.moco", "synco.methods.simclr", "synco.methods.hcl",
-                                          "synco.methods.supcon", "synco.methods.hscl", "synco.methods.byol"))
+                                          "synco.methods.supcon", "synco.methods.hscl", "synco.methods.byol",
+                                          "synco.methods.simsiam", "synco.methods.barlow_twins", "synco.methods.vicreg",
+                                          "synco.methods.swav"))
 #: Loss modules (``synco.losses``): name -> nn.Module class.
 LOSSES: Registry = Registry("loss", ("synco.losses",))
 #: Data sets (``synco.data.datasets``): name -> :class:`synco.data.datasets.DatasetSpec`.

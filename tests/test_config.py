@@ -49,7 +49,7 @@ def test_bad_values_name_the_field(override, field):
 
 def test_bad_choice_lists_allowed_values():
     with pytest.raises(ConfigError, match="moco_v2.*mochi.*synco"):
-        load_config(None, ["method.name=swav"])
+        load_config(None, ["method.name=dino"])
 
 
 def test_missing_recipe_and_malformed_override():
