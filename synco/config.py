@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from synco.data.datasets import is_streamed
 from synco.data.transforms import AUGMENTATIONS
+from synco.data.views import ViewConfig, check_views, view_specs
 from synco.engine.optim import OPTIMIZERS
 from synco.errors import first_line
 from synco.methods.moco import MoCoConfig
@@ -51,6 +52,9 @@ class DataConfig:
     download: bool = False
     pretrain_split: Optional[str] = None  # STL-10: unlabeled (default) or train+unlabeled
     class_list: Optional[str] = None  # folders: only these classes (imagenet100: configs/data/imagenet100.txt)
+    # groups of views per image, global crops first (synco.data.views): BYOL's asymmetric pair, SwAV's multi-crop;
+    # None: two views of data.augmentation at data.image_size
+    views: Optional[List[ViewConfig]] = None
     # pretrain on the samples this file lists (indices, or file names for folders), after data.subset: a task of
     # a continual stream (synco continual writes them)
     train_subset_file: Optional[str] = None
@@ -348,7 +352,14 @@ def validate(cfg: DictConfig) -> None:
                 f"the per-process batch {cfg.train.batch_size // processes} must be a multiple of "
                 f"model.bn_splits={cfg.model.bn_splits}"
             )
+    problem = check_views(cfg.data)
+    if problem:
+        raise ConfigError(problem)
     spec = METHODS.get(cfg.method.name)
+    views = len(view_specs(cfg.data))
+    if views != 2 and not spec.multi_view:
+        raise ConfigError(f"data.views gives {views} views per image; method.name={cfg.method.name} trains on exactly 2 "
+                          f"(methods that take more: {[n for n, s in METHODS.items() if s.multi_view]})")
     if spec.validate is not None:
         spec.validate(cfg)
 

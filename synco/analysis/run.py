@@ -75,7 +75,8 @@ def run_analysis(target: str | Path, recipe: str | None = None, overrides: list[
             out = method.pair_step(view_q, view_k, batch.index, synthesize, generator, generator, return_sources=True)
             log.observe(out, batch.index, method.queue.image_index)
         record = log.epoch_record()
-    record.update(representation_record(method.embedding_model, test, augment, cfg.eval.analysis_images, seed + 2,
+    first_view = augment.augments[0] if augment is not None else None
+    record.update(representation_record(method.embedding_model, test, first_view, cfg.eval.analysis_images, seed + 2,
                                         device))
     record.update({"checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, "analysis/"),
                    "analysis/batches": batches, "analysis/synthesized": synthesize, "analysis/seed": seed})

@@ -135,6 +135,13 @@ def random_grayscale(images: torch.Tensor, p: float, generator: torch.Generator 
     return torch.where(apply, _gray(images).expand_as(images), images)
 
 
+def random_solarize(images: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Each image (B, C, H, W) in [0, 1] solarised with probability ``p``: pixels at 0.5 or above become 1 - x
+    (torchvision's ``RandomSolarize(threshold=0.5)`` on float images)."""
+    chosen = _uniform((images.shape[0], 1, 1, 1), 0.0, 1.0, generator, images.device) < p
+    return torch.where(chosen & (images >= 0.5), 1 - images, images)
+
+
 class BatchAugment(torch.nn.Module):
     """MoCo-v2-style augmentation of a uint8 batch (B, C, H, W) -> normalised float (B, C, size, size).
 
@@ -147,6 +154,8 @@ class BatchAugment(torch.nn.Module):
         hue: hue jitter (0.1 in MoCo-v2, 0.4 in MoCo-v1).
         blur_p: probability of Gaussian blur; None: MoCo-v2's 0.5 from 64 pixels up, else 0 (use 0 for MoCo-v1).
         crop: False for images that are already randomly cropped to ``size`` (only the flip is drawn).
+        crop_max_scale: largest crop area (1.0; SwAV's local crops 0.14).
+        solarize_p: probability of solarisation, x -> 1 - x above 0.5 (BYOL's second view: 0.2).
     """
 
     def __init__(
@@ -160,11 +169,14 @@ class BatchAugment(torch.nn.Module):
         hue: float = 0.1,
         blur_p: float | None = None,
         crop: bool = True,
+        crop_max_scale: float = 1.0,
+        solarize_p: float = 0.0,
     ) -> None:
         super().__init__()
         self.size = size
         self.crop = crop
-        self.crop_scale = (crop_min_scale, 1.0)
+        self.crop_scale = (crop_min_scale, crop_max_scale)
+        self.solarize_p = solarize_p
         self.jitter_p = jitter_p
         self.grayscale_p = grayscale_p
         self.hue = hue
@@ -192,4 +204,21 @@ class BatchAugment(torch.nn.Module):
         x = random_grayscale(x, self.grayscale_p, generator)
         if self.blur_p > 0:
             x = gaussian_blur(x, self.blur_p, self.blur_sigma, self.blur_kernel, generator)
+        if self.solarize_p > 0:
+            x = random_solarize(x, self.solarize_p, generator)
         return (x - self.mean) / self.std  # (B, C, size, size)
+
+
+class ViewsAugment(torch.nn.Module):
+    """The V views of a batch: one :class:`BatchAugment` per view, applied in order with one generator.
+
+    ``forward(images, generator)`` -> tuple of V (B, C, size_v, size_v) tensors; ``augments[v]`` is view v's.
+    """
+
+    def __init__(self, augments: list[BatchAugment]) -> None:
+        super().__init__()
+        self.augments = torch.nn.ModuleList(augments)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        return tuple(augment(images, generator) for augment in self.augments)

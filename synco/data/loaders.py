@@ -7,18 +7,20 @@ from torch.utils.data import Dataset
 
 
 class ViewsDataset(Dataset):
-    """Yields ``(view_q, view_k, index)`` for pretraining; index identifies the image."""
+    """Yields ``(view_1, ..., view_V, index)`` for pretraining; index identifies the image.
 
-    def __init__(self, data, two_views) -> None:
+    ``views(image)`` returns the V views (``TwoViews``, ``MultiViews``).
+    """
+
+    def __init__(self, data, views) -> None:
         self.data = data
-        self.two_views = two_views
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, index: int):
-        view_q, view_k = self.two_views(self.data.load(index))
-        return view_q, view_k, index
+        return (*self.views(self.data.load(index)), index)
 
 
 class LabelledDataset(Dataset):

@@ -17,23 +17,33 @@ AUGMENTATIONS = ("moco_v1", "moco_v2")
 
 
 def pretrain_transform(
-    name: str, image_size: int, channels: int, mean: list[float], std: list[float], crop_min_scale: float = 0.2
+    name: str, image_size: int, channels: int, mean: list[float], std: list[float], crop_min_scale: float = 0.2,
+    crop_max_scale: float = 1.0, blur_p: float | None = None, solarize_p: float = 0.0,
 ) -> v2.Compose:
-    """The augmentation of one view, from a uint8 (C, H, W) tensor to a normalised float tensor."""
+    """The augmentation of one view, from a uint8 (C, H, W) tensor to a normalised float tensor.
+
+    ``blur_p`` None keeps the preset's blur (MoCo-v2: 0.5 from 64 pixels up); ``solarize_p`` > 0 adds
+    solarisation at threshold 0.5 after the blur (BYOL's second view).
+    """
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATIONS}")
-    ops: list = [v2.RandomResizedCrop(image_size, scale=(crop_min_scale, 1.0), antialias=True)]
+    ops: list = [v2.RandomResizedCrop(image_size, scale=(crop_min_scale, crop_max_scale), antialias=True)]
     if channels == 3:
         jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1 if name == "moco_v2" else 0.4)
         ops += [v2.RandomApply([jitter], p=0.8) if name == "moco_v2" else jitter, v2.RandomGrayscale(p=0.2)]
     else:
         jitter = v2.ColorJitter(brightness=0.4, contrast=0.4)
         ops += [v2.RandomApply([jitter], p=0.8) if name == "moco_v2" else jitter]
-    if name == "moco_v2" and image_size >= 64:
-        kernel = int(0.1 * image_size) // 2 * 2 + 1
+    if blur_p is None:
+        blur_p = 0.5 if name == "moco_v2" and image_size >= 64 else 0.0
+    if blur_p > 0:
+        kernel = max(3, int(0.1 * image_size) // 2 * 2 + 1)
         sigma = (0.1 * image_size / 224, 2.0 * image_size / 224)
-        ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=sigma)], p=0.5))
-    ops += [v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+        ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=sigma)], p=blur_p))
+    ops += [v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)]
+    if solarize_p > 0:
+        ops.append(v2.RandomSolarize(threshold=0.5, p=solarize_p))
+    ops.append(v2.Normalize(mean, std))
     return v2.Compose(ops)
 
 
@@ -44,6 +54,16 @@ def eval_transform(mean: list[float], std: list[float], image_size: int | None =
         v2.Resize(round(image_size / 0.875), antialias=True), v2.CenterCrop(image_size)
     ]
     return v2.Compose([*resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+class MultiViews:
+    """Applies one transform per view, in order: a tuple of V views."""
+
+    def __init__(self, transforms: list) -> None:
+        self.transforms = transforms
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(transform(image) for transform in self.transforms)
 
 
 class TwoViews:

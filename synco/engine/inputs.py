@@ -9,7 +9,8 @@ from torchvision.transforms import v2
 from synco.data.batch import Batch
 from synco.data.datasets import load_dataset
 from synco.data.loaders import ViewsDataset
-from synco.data.transforms import TwoViews, pretrain_transform
+from synco.data.transforms import MultiViews, pretrain_transform
+from synco.data.views import view_specs
 
 
 def load_labelled_splits(cfg: DictConfig):
@@ -111,13 +112,15 @@ class SampleLoader:
     """
 
     def __init__(self, cfg: DictConfig, data, mean: list[float], std: list[float], device) -> None:
-        if cfg.data.augment_on == "accelerator":  # workers only crop; BatchAugment(crop=False) does the rest
-            transform = v2.RandomResizedCrop(cfg.data.image_size, scale=(cfg.data.crop_min_scale, 1.0), antialias=True)
-        else:
-            transform = pretrain_transform(
-                cfg.data.augmentation, cfg.data.image_size, data.channels, mean, std, cfg.data.crop_min_scale
-            )
-        self.dataset = ViewsDataset(data, TwoViews(transform))
+        transforms = []
+        for view in view_specs(cfg.data):
+            if cfg.data.augment_on == "accelerator":  # workers only crop; BatchAugment(crop=False) does the rest
+                transforms.append(v2.RandomResizedCrop(view.size, scale=view.crop_scale, antialias=True))
+            else:
+                transforms.append(pretrain_transform(
+                    cfg.data.augmentation, view.size, data.channels, mean, std, *view.crop_scale, view.blur_p,
+                    view.solarize_p))
+        self.dataset = ViewsDataset(data, MultiViews(transforms))
         self.workers = cfg.data.num_workers
         self.persistent = cfg.data.persistent_workers and self.workers > 0
         self.pin = str(device).startswith("cuda")
@@ -136,22 +139,24 @@ class SampleLoader:
 
 
 def augmentation(cfg: DictConfig, data, mean: list[float], std: list[float], device):
-    """(batched augmentation or None, per-image SampleLoader or None) for ``cfg.data.augment_on``.
+    """(batched augmentation of the V views of ``data.views`` (a ``ViewsAugment``) or None, per-image SampleLoader
+    or None) for ``cfg.data.augment_on``.
 
     ``batch``: ``BatchAugment`` does everything on the device; ``accelerator``: workers decode and crop,
     ``BatchAugment(crop=False)`` does the rest; ``sample``: the workers do everything.
     """
-    from synco.data.batch_augment import BatchAugment
+    from synco.data.batch_augment import BatchAugment, ViewsAugment
 
     augment = sample_loader = None
     if cfg.data.augment_on in ("batch", "accelerator"):  # tensor ops on the whole batch, on the training device
-        augment = BatchAugment(
-            cfg.data.image_size, mean, std, cfg.data.crop_min_scale,
-            jitter_p=0.8 if cfg.data.augmentation == "moco_v2" else 1.0,
-            hue=0.1 if cfg.data.augmentation == "moco_v2" else 0.4,
-            blur_p=None if cfg.data.augmentation == "moco_v2" else 0.0,
-            crop=cfg.data.augment_on == "batch",
-        ).to(device)
+        moco_v2 = cfg.data.augmentation == "moco_v2"
+        augment = ViewsAugment([
+            BatchAugment(
+                view.size, mean, std, view.crop_scale[0], jitter_p=0.8 if moco_v2 else 1.0, hue=0.1 if moco_v2 else 0.4,
+                blur_p=view.blur_p if view.blur_p is not None else (None if moco_v2 else 0.0),
+                crop=cfg.data.augment_on == "batch", crop_max_scale=view.crop_scale[1], solarize_p=view.solarize_p,
+            ) for view in view_specs(cfg.data)
+        ]).to(device)
     if cfg.data.augment_on != "batch":  # DataLoader workers: everything (sample) or decode + crop (accelerator)
         sample_loader = SampleLoader(cfg, data, mean, std, device)
     return augment, sample_loader
@@ -159,7 +164,8 @@ def augmentation(cfg: DictConfig, data, mean: list[float], std: list[float], dev
 
 def views_iterator(cfg, data, order, batch_size, augment, generator, device, rank=0, world=1, sample_loader=None,
                    worker_seed=0, first_step=0):
-    """Yield this rank's :class:`~synco.data.batch.Batch` es (two views, image indices, labels) in ``order``.
+    """Yield this rank's :class:`~synco.data.batch.Batch` es (the views of ``data.views``, image indices, labels) in
+    ``order``.
 
     ``batch_size`` is the global batch B; step s covers ``order[s B:(s + 1) B]`` and rank r takes the
     r-th of its W equal slices, so W processes see together exactly what one process would. The
@@ -175,9 +181,9 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device, ran
     local = batch_size // world
     labels = data.labels if bool((data.labels >= 0).any()) else None
 
-    def make(view_q, view_k, index):  # index (b,) on the CPU: labels are looked up there, with no device sync
+    def make(views, index):  # index (b,) on the CPU: labels are looked up there, with no device sync
         batch_labels = None if labels is None else labels[index].to(device, non_blocking=True)
-        return Batch(views=(view_q, view_k), index=index.to(device, non_blocking=True), labels=batch_labels)
+        return Batch(views=tuple(views), index=index.to(device, non_blocking=True), labels=batch_labels)
 
     def rank_slice(step: int) -> torch.Tensor:
         start = step * batch_size + rank * local
@@ -187,16 +193,16 @@ def views_iterator(cfg, data, order, batch_size, augment, generator, device, ran
         for step in range(first_step, steps):
             index = rank_slice(step)  # (b,)
             images = data.images[index].to(device, non_blocking=True)  # (b, C, H, W) uint8
-            yield make(augment(images, generator), augment(images, generator), index)
+            yield make(augment(images, generator), index)  # the views in order, from one stream
         return
     batches = [rank_slice(s).tolist() for s in range(steps)]
     # Workers seed their streams from worker_seed at every epoch: their first batches are produced and dropped.
     # Without workers the augmentations draw from this process's stream, restored as it was after them.
     dropped = first_step if sample_loader.workers > 0 else 0
-    for step, (view_q, view_k, index) in enumerate(sample_loader.epoch(batches[first_step - dropped:], worker_seed)):
+    for step, (*views, index) in enumerate(sample_loader.epoch(batches[first_step - dropped:], worker_seed)):
         if step < dropped:
             continue
-        view_q, view_k = view_q.to(device, non_blocking=True), view_k.to(device, non_blocking=True)
-        if cfg.data.augment_on == "accelerator":  # uint8 crops from the workers
-            view_q, view_k = augment(view_q, generator), augment(view_k, generator)
-        yield make(view_q, view_k, index)
+        views = [view.to(device, non_blocking=True) for view in views]
+        if cfg.data.augment_on == "accelerator":  # uint8 crops from the workers: the rest of each view's recipe
+            views = [view_augment(view, generator) for view_augment, view in zip(augment.augments, views)]
+        yield make(views, index)

@@ -172,7 +172,8 @@ def _pretrain(cfg: DictConfig, fabric, run_dir: Path, resume: bool) -> dict:
         def epoch_analyses() -> dict:
             record = negative_log.epoch_record() if negative_log is not None else {}
             if fabric.is_global_zero:  # rank 0 alone: no collectives inside
-                record.update(representation_record(method.embedding_model, test, augment,
+                first_view = augment.augments[0] if augment is not None else None  # the training augmentation
+                record.update(representation_record(method.embedding_model, test, first_view,
                                                     cfg.eval.analysis_images, seed + 5, device))
             return record
 

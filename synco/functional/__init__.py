@@ -9,6 +9,7 @@ from synco.functional.continual import (
     predictive_distill_loss,
 )
 from synco.functional.barlow_twins import barlow_twins_loss
+from synco.functional.byol import byol_loss
 from synco.functional.hcl import hcl_loss
 from synco.functional.hscl import hscl_loss
 from synco.functional.info_nce import info_nce_logits, info_nce_loss
@@ -21,6 +22,7 @@ from synco.functional.vicreg import vicreg_loss
 
 __all__ = [
     "barlow_twins_loss",
+    "byol_loss",
     "contrastive_distill_loss",
     "hcl_loss",
     "hscl_loss",

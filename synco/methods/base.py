@@ -166,12 +166,14 @@ class MethodSpec:
         validate: optional cross-field checks of the whole configuration, raising
             ``synco.config.ConfigError`` that names the field.
         summary: one line for ``synco --help`` and the docs.
+        multi_view: the method trains on every view of ``data.views`` (multi-crop); False: on exactly two.
     """
 
     config: type
     build: Callable[[BuildContext], Method]
     validate: Callable[[DictConfig], None] | None = None
     summary: str = ""
+    multi_view: bool = False
 
 
 def probe_classes(state: dict) -> int | None:

@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from synco.data.batch import Batch
+from synco.functional import byol_loss
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
 from synco.models.momentum import momentum_copy, update_momentum
@@ -35,12 +35,6 @@ class BYOLConfig:
     momentum: float = 0.99  # the target's momentum at the start
     momentum_end: float = 1.0  # ... rising on a cosine to this at the end of training
     predictor_hidden: int = 4096  # H of the predictor (CaSSLe's CIFAR BYOL: 4096)
-
-
-def byol_loss(p1: torch.Tensor, p2: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
-    """``D(p1, t2) + D(p2, t1)`` with D = 2 - 2 cos, means over the batch; targets detached."""
-    return (2 - 2 * F.cosine_similarity(p1, t2.detach(), dim=-1).mean()) + (
-        2 - 2 * F.cosine_similarity(p2, t1.detach(), dim=-1).mean())
 
 
 class BYOL(Method):

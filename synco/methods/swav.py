@@ -90,12 +90,25 @@ class SwAV(Method):
             return weight.detach() + 0 * weight  # zero gradient: DDP still sees every parameter used
         return weight
 
+    def _embed(self, views: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """Unit embeddings of every view; consecutive views of one size go through the encoder together (one
+        batch-norm batch per resolution, as the authors' multi-crop forward)."""
+        embeddings, start = [], 0
+        while start < len(views):
+            end = start + 1
+            while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
+                end += 1
+            z = self.encoder(torch.cat(views[start:end]))  # ((end - start) b, D)
+            embeddings += list(z.chunk(end - start))
+            start = end
+        return embeddings
+
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
         """``scores`` (V, B, P) of the global batch; ``z1``/``z2``: this process's embeddings of the first two crops."""
         if max(self.crops_for_assign) >= len(batch.views):
             raise ValueError(f"method.crops_for_assign={list(self.crops_for_assign)} names crops beyond the batch's "
                              f"{len(batch.views)} views")
-        local = [self.encoder(view) for view in batch.views]  # V x (b, D)
+        local = self._embed(batch.views)  # V x (b, D)
         embeddings = torch.stack([distributed.all_gather_with_grad(z) for z in local])  # (V, B, D)
         weight = self._prototype_weight()
         scores = embeddings @ weight.t()  # (V, B, P)
@@ -149,11 +162,14 @@ def validate_swav(cfg) -> None:
         at_least(cfg, key, 1)
     for key in ("method.freeze_prototypes_steps", "method.queue_size", "method.queue_start_epoch"):
         at_least(cfg, key, 0)
-    crops = list(cfg.method.crops_for_assign)
-    if not crops or len(set(crops)) != len(crops) or any(not isinstance(c, int) or c < 0 for c in crops):
-        raise ConfigError(f"method.crops_for_assign={crops} must be distinct crop indices (0 and 1: the global crops)")
+    from synco.data.views import view_specs
+
+    crops, views = list(cfg.method.crops_for_assign), len(view_specs(cfg.data))
+    if not crops or len(set(crops)) != len(crops) or any(not isinstance(c, int) or not 0 <= c < views for c in crops):
+        raise ConfigError(f"method.crops_for_assign={crops} must be distinct indices among the {views} views of "
+                          "data.views (0 and 1: the global crops)")
 
 
 METHODS.register("swav", MethodSpec(
     SwAVConfig, build_swav, validate_swav,
-    "SwAV: swapped prediction of Sinkhorn-Knopp codes over prototypes (Caron et al., 2020)"))
+    "SwAV: swapped prediction of Sinkhorn-Knopp codes over prototypes (Caron et al., 2020)", multi_view=True))

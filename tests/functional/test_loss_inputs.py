@@ -3,8 +3,10 @@
 Two behaviours, one per family, each as the authors' function it mirrors:
 - unit rows expected (queue and in-batch contrastive losses): the loss is the formula on the raw dot
   products, so scaling every input by c is the same as dividing the temperature by c^2;
-- normalised inside (CaSSLe's and PNR's in-batch regularisers) or cosine-based (the BYOL form): the loss of
-  raw rows equals the loss of their L2-normalised rows.
+- normalised inside (CaSSLe's and PNR's in-batch regularisers) or cosine-based (the BYOL form, BYOL, SimSiam):
+  the loss of raw rows equals the loss of their L2-normalised rows;
+- raw projections (Barlow Twins, VICReg) and SwAV's prototype scores: taken as they are, as the authors' code
+  (the statistics of the raw projections are the loss).
 """
 
 import math
@@ -14,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from synco.functional import (
+    barlow_twins_loss,
+    byol_loss,
     contrastive_distill_loss,
     hcl_loss,
     hscl_loss,
@@ -25,7 +29,10 @@ from synco.functional import (
     pnr_simclr_loss,
     predictive_distill_loss,
     schane_loss,
+    simsiam_loss,
     supcon_loss,
+    swav_loss,
+    vicreg_loss,
 )
 from synco.functional.queue_supervised import hscl_queue_loss, supcon_queue_loss
 
@@ -62,6 +69,14 @@ NORMALISED_INSIDE = {
     "contrastive_distill_loss": lambda x: contrastive_distill_loss(*x[0][:4], 0.2),
     "pnr_byol_regularizer": lambda x: pnr_byol_regularizer(*x[0][:4]),
     "predictive_distill_loss": lambda x: predictive_distill_loss(*x[0][:4]),
+    "byol_loss": lambda x: byol_loss(*x[0][:4]),
+    "simsiam_loss": lambda x: simsiam_loss(*x[0][:4]),
+}
+
+RAW = {
+    "barlow_twins_loss": lambda x: barlow_twins_loss(x[0][0], x[0][1]),
+    "vicreg_loss": lambda x: vicreg_loss(x[0][0], x[0][1]),
+    "swav_loss": lambda x: swav_loss(torch.stack([x[0][0] @ x[1][0].T, x[0][1] @ x[1][0].T])),
 }
 
 
@@ -89,11 +104,19 @@ def test_regularisers_normalise_their_inputs(name):
     assert loss(x).item() == pytest.approx(loss(scaled(x, lambda v: F.normalize(v, dim=-1))).item(), rel=1e-10)
 
 
+@pytest.mark.parametrize("name", sorted(RAW))
+def test_raw_projection_losses_take_their_inputs_as_they_are(name):
+    loss, x = RAW[name], inputs(30)
+    value = loss(x).item()
+    assert math.isfinite(value)
+    assert value != pytest.approx(loss(scaled(x, lambda v: F.normalize(v, dim=-1))).item(), rel=1e-6)
+
+
 def test_every_public_loss_is_classified():
     import synco.functional as functional
 
     losses = {n for n in functional.__all__ if n.endswith(("_loss", "_regularizer"))} - {"nt_xent_loss_local"}
-    assert losses <= set(UNIT_ROWS) | set(NORMALISED_INSIDE)
+    assert losses <= set(UNIT_ROWS) | set(NORMALISED_INSIDE) | set(RAW)
 
 
 def test_pnr_simclr_on_raw_projector_outputs_equals_the_authors_form():

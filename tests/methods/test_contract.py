@@ -23,8 +23,13 @@ def recipe_of(name):
     return resolve_recipe(f"cifar10/{name}")
 
 
+# Settings that put a method's own state boundaries inside the three steps of the resume test (SwAV: the
+# prototypes thaw at step 2, the queue is full from step 2), so that state missing from the state dict shows.
+BOUNDARIES = {"swav": ["method.freeze_prototypes_steps=2", "method.queue_size=16"]}
+
+
 def build(name, seed=0):
-    cfg = load_config(recipe_of(name), SMALL)
+    cfg = load_config(recipe_of(name), SMALL + BOUNDARIES.get(name, []))
     assert cfg.method.name == name
     return build_method(cfg, in_channels=3, num_train_images=64, seed=seed)
 

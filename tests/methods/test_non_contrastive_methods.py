@@ -48,10 +48,25 @@ def test_swav_step_scores_are_embeddings_against_unit_prototypes():
     method, out, batch = step("swav", "method.num_prototypes=7", "method.projector_hidden=32")
     weight = method.prototypes.weight
     torch.testing.assert_close(weight.norm(dim=1), torch.ones(7, dtype=torch.float64))
-    with torch.no_grad():
-        z = torch.stack([method.encoder(v) for v in batch.views])
+    with torch.no_grad():  # the two same-size crops go through the encoder as one batch (one batch-norm batch)
+        z = method.encoder(torch.cat(batch.views)).view(2, 6, -1)
     torch.testing.assert_close(out["scores"].detach(), z @ weight.detach().t())
     assert out["loss"].item() == pytest.approx(swav_loss(out["scores"]).item(), rel=1e-12)
+
+
+def test_swav_multi_crop_groups_views_by_size_and_predicts_the_global_codes_from_every_crop():
+    cfg = load_config(None, SMALL + ["method.name=swav", "method.num_prototypes=5", "method.projector_hidden=32",
+                                     "data.image_size=12", "data.views=[{count: 2}, {count: 3, size: 6}]"])
+    method = build_method(cfg, in_channels=3, num_train_images=100, seed=0).double()
+    g = torch.Generator().manual_seed(4)
+    views = (*(torch.randn(6, 3, 12, 12, generator=g, dtype=torch.float64) for _ in range(2)),
+             *(torch.randn(6, 3, 6, 6, generator=g, dtype=torch.float64) for _ in range(3)))
+    out = method.training_step(Batch(views=views, index=torch.arange(6)), StepContext())
+    assert out["scores"].shape == (5, 6, 5)
+    with torch.no_grad():
+        z = torch.cat([method.encoder(torch.cat(views[:2])), method.encoder(torch.cat(views[2:]))]).view(5, 6, -1)
+    torch.testing.assert_close(out["scores"].detach(), z @ method.prototypes.weight.detach().t())
+    assert out["loss"].item() == pytest.approx(swav_loss(out["scores"], (0, 1)).item(), rel=1e-12)
 
 
 def test_swav_prototypes_are_frozen_then_trained_and_renormalised():
@@ -93,7 +108,7 @@ def test_swav_queue_fills_from_its_epoch_and_joins_sinkhorn_once_full():
             assert out["loss"].item() == pytest.approx(swav_loss(out["scores"]).item(), rel=1e-12)  # not full
             method.after_step(out, b)
         assert int(method.queue_rows) == 9
-        newest = torch.stack([method.encoder(v) for v in batches[1].views])  # (2, 6, D): the last enqueued
+        newest = method.encoder(torch.cat(batches[1].views)).view(2, 6, -1)  # (2, 6, D): the last enqueued
         torch.testing.assert_close(method.queue[:, :6], newest)
         out = method.training_step(batches[2], StepContext(epoch=1))
         queued = method.queue @ method.prototypes.weight.t()
@@ -102,6 +117,12 @@ def test_swav_queue_fills_from_its_epoch_and_joins_sinkhorn_once_full():
 
 
 def test_settings_are_checked_before_any_work():
+    with pytest.raises(ConfigError, match="data.views gives 3 views.*simclr.*exactly 2"):
+        load_config(None, ["method.name=simclr", "data.views=[{count: 3}]"])
+    with pytest.raises(ConfigError, match=r"data.views\[1\]: crop scales"):
+        load_config(None, ["method.name=swav", "data.views=[{count: 2}, {count: 2, crop_min_scale: 0.5, crop_max_scale: 0.2}]"])
+    with pytest.raises(ConfigError, match="crops_for_assign.*among the 2 views"):
+        load_config(None, ["method.name=swav", "method.crops_for_assign=[0,2]"])
     with pytest.raises(ConfigError, match="crops_for_assign"):
         load_config(None, ["method.name=swav", "method.crops_for_assign=[0,0]"])
     with pytest.raises(ConfigError, match="projector_layers"):
