@@ -20,10 +20,10 @@ MUTATIONS = [
   "queue_labels = torch.where(queue_rows >= 0, labels[queue_rows.clamp(min=0)], torch.full_like(queue_rows, -1))",
   "queue_labels = labels[queue_rows]",
   "tests/analysis/test_analysis.py::test_negative_log_ignores_the_queues_random_initial_rows"),
- ("effective rank without centring", "synco/analysis/representation.py",
+ ("effective rank without centring", "synco/functional/representation.py",
   "torch.linalg.svdvals(x - x.mean(dim=0, keepdim=True))", "torch.linalg.svdvals(x)",
   "tests/analysis/test_analysis.py::test_effective_rank_of_a_hand_made_matrix"),
- ("intra-class mean over n^2 pairs (diagonal counted)", "synco/analysis/representation.py",
+ ("intra-class mean over n^2 pairs (diagonal counted)", "synco/functional/representation.py",
   "intra = distances[inside][:, inside].sum() / (n * (n - 1))", "intra = distances[inside][:, inside].sum() / (n * n)",
   "tests/analysis/test_analysis.py::test_class_distance_ratios_against_a_float64_loop"),
  ("kNN without L2 normalisation of the bank", "synco/eval/knn.py",
@@ -143,6 +143,9 @@ MUTATIONS = [
   "return tuple(augment(images, generator) for augment in self.augments)",
   "return (self.augments[0](images, generator),) * len(self.augments)",
   "tests/data/test_views.py"),
+ ("a method imports the training loop (an upward import)", "synco/methods/base.py",
+  "from synco.data.batch import Batch\n", "from synco.data.batch import Batch\nfrom synco.engine import fit  # noqa: F401\n",
+  "tests/test_layers.py"),
 ]
 only = sys.argv[1:]
 for i, (name, f, old, new, tests) in enumerate(MUTATIONS):

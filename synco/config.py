@@ -14,22 +14,19 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from synco.checks import ConfigError, at_least, choice, positive  # noqa: F401 (ConfigError: public here too)
 from synco.data.datasets import is_streamed
 from synco.data.transforms import AUGMENTATIONS
 from synco.data.views import ViewConfig, check_views, view_specs
-from synco.engine.optim import OPTIMIZERS
 from synco.errors import first_line
 from synco.methods.moco import MoCoConfig
 from synco.models.backbones import TIMM_ALIASES, is_backbone, list_backbones
 from synco.registry import DATASETS, METHODS
 
 SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("sgd", "lars", "adam", "adamw")  # built by synco.engine.optim
 FEATURES = ("backbone", "embedding")
 AUGMENT_ON = ("batch", "sample", "accelerator")
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the field and what is allowed."""
 
 
 @dataclass
@@ -224,26 +221,6 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
-
-
-def choice(cfg: DictConfig, key: str, allowed) -> None:
-    value = OmegaConf.select(cfg, key)
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
-
-
-def at_least(cfg: DictConfig, key: str, low, optional: bool = False) -> None:
-    value = OmegaConf.select(cfg, key)
-    if value is None and optional:
-        return
-    if value is None or value < low:
-        raise ConfigError(f"{key}={value!r} must be at least {low}")
-
-
-def positive(cfg: DictConfig, key: str) -> None:
-    value = OmegaConf.select(cfg, key)
-    if value is None or value <= 0:
-        raise ConfigError(f"{key}={value!r} must be positive")
 
 
 LOGGERS = ("csv", "tensorboard", "wandb")

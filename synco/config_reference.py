@@ -14,7 +14,11 @@ import io
 import tokenize
 import typing
 
-from synco.registry import METHODS
+from synco.config import AUGMENT_ON, FEATURES, LOGGERS, OPTIMIZERS, SCHEDULES, Config
+from synco.data.transforms import AUGMENTATIONS
+from synco.models.backbones import list_backbones
+from synco.negatives.synthesize import EXTRAPOLATION_MODES
+from synco.registry import DATASETS, METHODS
 
 
 def _comments(cls: type) -> dict[str, str]:
@@ -59,13 +63,6 @@ def _type_name(annotation) -> str:
 
 def allowed_values() -> dict[str, str]:
     """Dotted key -> its allowed values, from the registries and the checks' constants."""
-    from synco.config import AUGMENT_ON, FEATURES, LOGGERS, SCHEDULES
-    from synco.data.transforms import AUGMENTATIONS
-    from synco.engine.optim import OPTIMIZERS
-    from synco.models.backbones import list_backbones
-    from synco.negatives.synthesize import EXTRAPOLATION_MODES
-    from synco.registry import DATASETS
-
     def listed(values) -> str:
         return ", ".join(f"`{v}`" for v in values)
 
@@ -130,8 +127,6 @@ def method_blocks() -> list[tuple[list[str], type]]:
 
 def markdown() -> str:
     """The whole reference as a Markdown page (what docs/config.md holds)."""
-    from synco.config import Config
-
     allowed = allowed_values()
     header = "| key | type | default | allowed | meaning |\n|---|---|---|---|---|"
 

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
+from synco.compose import build_method, probe_classes
 from synco.errors import ensure_writable_dir
-from synco.methods import build_method
-from synco.methods.base import probe_classes
 from synco.models.backbones import TorchvisionResNet
 from synco.runs import load_run
 

@@ -11,13 +11,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from synco.compose import build_method, probe_classes
 from synco.config import load_config
 from synco.data.loaders import normalisation
 from synco.engine.checkpoint import ARCHITECTURE_KEYS, CheckpointError, load_checkpoint, setting_differences
 from synco.engine.inputs import pretraining_images
-from synco.eval.evaluate import feature_model
-from synco.methods import build_method
-from synco.methods.base import probe_classes
+from synco.methods.base import feature_model
 
 
 def resolve_checkpoint(target: str | Path) -> tuple[Path, Path]:

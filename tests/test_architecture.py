@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "synco"
-GENERIC = [*sorted((PACKAGE / "engine").glob("*.py")), *sorted((PACKAGE / "eval").rglob("*.py")),
+GENERIC = [*sorted((PACKAGE / "engine").glob("*.py")), *sorted((PACKAGE / "pipelines").glob("*.py")),
+           *sorted((PACKAGE / "eval").rglob("*.py")),
            PACKAGE / "runs.py", PACKAGE / "export.py"]
 METHOD_SPECIFIC = re.compile(r"simclr|encoder_q|encoder_k|momentum_update|\.queue\b|\.enqueue\(|\.negatives\b",
                              re.IGNORECASE)

@@ -7,9 +7,9 @@ import torch
 import torchvision
 from torch import nn
 
+from synco.compose import build_method
 from synco.config import load_config
 from synco.export import detectron2_name, detectron2_weights, torchvision_state_dict
-from synco.methods import build_method
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
@@ -65,7 +65,7 @@ def test_export_command_on_a_run(tmp_path):
     from tiny_runs import tiny
 
     from synco.cli import main
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
 
     pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false", "model.backbone=resnet18",
                   "model.small_stem=true", "model.bn_splits=1"))

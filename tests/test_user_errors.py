@@ -15,8 +15,8 @@ from tiny_runs import TINY, tiny
 
 from synco import cli
 from synco.config import ConfigError, load_config
-from synco.engine.checkpoint import FORMAT, CheckpointError, load_checkpoint
-from synco.engine.pretrain import checkpoint_path, pretrain
+from synco.engine.checkpoint import CheckpointError, FORMAT, load_checkpoint
+from synco.pipelines.pretrain import checkpoint_path, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RECIPE = "configs/pretrain/fashion_mnist/synco.yaml"

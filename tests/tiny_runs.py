@@ -34,7 +34,7 @@ def recomputed_knn(run_dir):
     from synco.engine.checkpoint import load_checkpoint
     from synco.engine.inputs import load_labelled_splits
     from synco.eval.evaluate import sharded_features
-    from synco.methods import build_method
+    from synco.compose import build_method
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml")

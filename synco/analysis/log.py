@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+import torch.nn.functional as F
 
+from synco.analysis.hard_negatives import isotropy, label_record
 from synco.analysis.negatives import false_negative_rates, hardness_profile, proxy_accuracy, strategy_statistics
+from synco.functional.representation import alignment, class_distance_ratios, effective_rank, uniformity
 
 
 class NegativeLog:
@@ -76,11 +79,6 @@ def representation_record(encoder, test, augment, count: int, seed: int, device)
     Positive pairs are two draws of the training augmentation from a generator seeded with ``seed``, so
     the analysis never touches the training run's random streams.
     """
-    import torch.nn.functional as F
-
-    from synco.analysis.hard_negatives import isotropy, label_record
-    from synco.analysis.representation import alignment, class_distance_ratios, effective_rank, uniformity
-
     if not test.in_memory or augment is None:
         return {}
     images, labels = test.images[:count].to(device), test.labels[:count]

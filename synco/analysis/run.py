@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 
 from synco.analysis.log import NegativeLog, representation_record
+from synco.compose import build_method
 from synco.config import ConfigError, to_yaml
 from synco.data.loaders import normalisation
 from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import protocol_fabric
 from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
-from synco.methods import build_method
 from synco.runs import load_run, run_identity
 
 

@@ -12,12 +12,13 @@ import torch
 
 from synco.analysis.log import NegativeLog
 from synco.bench.measure import timed_rounds
+from synco.compose import build_method
 from synco.config import load_config
 from synco.data.batch import Batch
 from synco.data.batch_augment import BatchAugment
 from synco.data.datasets import load_dataset
 from synco.data.loaders import channel_stats
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 
 def run_analysis_cost(recipes: str, repeats: int, every: int) -> dict:

@@ -15,8 +15,8 @@ import torch
 
 from synco.bench.measure import median_ratios, peak_mib, timed_rounds
 from synco.bench.steps import recipe_views, training_step_function
+from synco.compose import build_method
 from synco.config import load_config
-from synco.methods import build_method
 
 REGULARIZERS = {"none": "MoCo-v2+ (fine-tuning)", "cassle": "MoCo-v2+ + CaSSLe", "pnr": "MoCo-v2+ + PNR"}
 

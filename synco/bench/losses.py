@@ -16,8 +16,12 @@ from pathlib import Path
 import torch
 
 from synco.bench.measure import median_ratios, peak_mib, timed_rounds
+from synco.compose import build_method
+from synco.config import load_config
+from synco.data.batch import Batch
 from synco.functional import hcl_loss, hscl_loss, info_nce_loss, nt_xent_loss, schane_loss, supcon_loss
 from synco.functional.queue_supervised import hscl_queue_loss, supcon_queue_loss
+from synco.methods import StepContext
 
 
 def _unit(*shape, generator) -> torch.Tensor:
@@ -69,10 +73,6 @@ def loss_rows(batch: int = 256, dim: int = 128, queue: int = 65536, classes: int
 
 def queue_step_rows(recipe: str = "configs/pretrain/cifar10/synco.yaml", batch: int = 256, repeats: int = 7):
     """Whole steps: MoCo-v2 without / with labels enqueued; SynCo and label-aware SynCo (both with labels)."""
-    from synco.config import load_config
-    from synco.data.batch import Batch
-    from synco.methods import StepContext, build_method
-
     g = torch.Generator().manual_seed(0)
     cfg0 = load_config(recipe)
     size = cfg0.data.image_size

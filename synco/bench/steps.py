@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 
 from synco.bench.measure import median_ms, median_ratios, peak_mib, timed_rounds
+from synco.compose import build_method
 from synco.config import load_config
 from synco.data.batch import Batch
 from synco.data.batch_augment import BatchAugment
 from synco.data.datasets import load_dataset
 from synco.data.loaders import channel_stats
 from synco.data.transforms import TwoViews, pretrain_transform
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 from synco.negatives import COUNT_KEYS
 
 METHODS = {"moco_v2": "MoCo-v2", "mochi": "MoCHI", "synco": "SynCo", "simclr": "SimCLR",

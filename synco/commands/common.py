@@ -79,7 +79,7 @@ def run_training(call, interrupted: Callable[[], str], requeue: bool = False) ->
     and wrote a checkpoint that ``--resume`` continues exactly. With ``requeue`` (``trainer.requeue``) a SLURM
     job is requeued after a stop signal, so it continues by itself.
     """
-    from synco.engine.pretrain import NonFiniteLossError
+    from synco.pipelines.pretrain import NonFiniteLossError
     from synco.engine.rank_faults import describe_failure, is_collective_failure
     from synco.engine.stop_signals import STOP, SignalReceived, TrainingStopped
 

@@ -15,7 +15,7 @@ def run(args) -> int:
     cfg = load_recipe(args)
     if cfg is None:
         return 2
-    from synco.continual.run import run_continual
+    from synco.pipelines.continual import run_continual
 
     command = " ".join(["synco continual", args.recipe, *args.overrides, "--resume",
                         *(["--device", args.device] if args.device else [])])

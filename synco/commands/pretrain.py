@@ -41,7 +41,7 @@ def resume_hint(run_dir: str, args) -> str:
     """
     import torch
 
-    from synco.engine.pretrain import checkpoint_path
+    from synco.pipelines.pretrain import checkpoint_path
 
     command = " ".join(["synco pretrain", args.recipe, *args.overrides, "--resume",
                         *(["--device", args.device] if args.device else [])])
@@ -61,7 +61,7 @@ def run(args) -> int:
     cfg = load_recipe(args)
     if cfg is None:
         return 2
-    from synco.engine.pretrain import pretrain  # heavy imports after validation
+    from synco.pipelines.pretrain import pretrain  # heavy imports after validation
 
     record, code = run_training(lambda: pretrain(cfg, resume=args.resume), lambda: resume_hint(cfg.run_dir, args),
                                 requeue=cfg.trainer.requeue)

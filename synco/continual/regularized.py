@@ -39,6 +39,7 @@ from torch import nn
 
 from synco import distributed
 from synco.data.batch import Batch
+from synco.functional.representation import effective_rank
 from synco.functional import (
     contrastive_distill_loss,
     pnr_byol_regularizer,
@@ -167,8 +168,6 @@ class Regularized(Method):
     def epoch_log(self, epoch: int) -> dict:
         """The base's entries, and the diversity of the negatives in the queues: the effective rank (exp of the
         entropy of the normalised singular values) of the current queues' keys and of PNR's old-output queues."""
-        from synco.analysis.representation import effective_rank
-
         out = dict(self.base.epoch_log(epoch))
         if self.family != "moco":
             return out

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from synco.errors import first_line
+from synco.models.state import state_mismatch  # noqa: F401 (part of this module's interface)
 
 FORMAT = "synco-checkpoint-v2"  # v2: RNG states of every rank
 
@@ -68,24 +69,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a SynCo checkpoint (expected format {FORMAT!r}"
                               + (f", found {found!r})" if found else ")"))
     return state
-
-
-def state_mismatch(module: torch.nn.Module, saved: dict[str, torch.Tensor]) -> str | None:
-    """What keeps ``saved`` from loading into ``module``: missing, unexpected and reshaped tensors, or None."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in saved]
-    unexpected = [k for k in saved if k not in expected]
-    reshaped = [k for k in expected if k in saved and tuple(saved[k].shape) != tuple(expected[k].shape)]
-    parts = []
-    if reshaped:
-        k = reshaped[0]
-        parts.append(f"{len(reshaped)} tensor(s) of another shape (e.g. {k}: checkpoint {tuple(saved[k].shape)}, "
-                     f"this run {tuple(expected[k].shape)})")
-    if missing:
-        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-    return "; ".join(parts) or None
 
 
 #: The settings that decide a checkpoint's tensors; a difference in them is named in mismatch messages.

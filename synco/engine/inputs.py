@@ -7,8 +7,10 @@ from omegaconf import DictConfig
 from torchvision.transforms import v2
 
 from synco.data.batch import Batch
+from synco.data.batch_augment import BatchAugment, ViewsAugment
 from synco.data.datasets import load_dataset
 from synco.data.loaders import ViewsDataset
+from synco.data.subsets import read_subset
 from synco.data.transforms import MultiViews, pretrain_transform
 from synco.data.views import view_specs
 
@@ -76,7 +78,6 @@ def pretraining_images(cfg: DictConfig, labelled):
                               pretrain_split=data.pretrain_split or "unlabeled")
     images = first_images(images, data.subset, "data.subset", "pretraining")
     if data.train_subset_file:
-        from synco.data.subsets import read_subset
 
         images = images.select(read_subset(data.train_subset_file, images))
     return images
@@ -145,7 +146,6 @@ def augmentation(cfg: DictConfig, data, mean: list[float], std: list[float], dev
     ``batch``: ``BatchAugment`` does everything on the device; ``accelerator``: workers decode and crop,
     ``BatchAugment(crop=False)`` does the rest; ``sample``: the workers do everything.
     """
-    from synco.data.batch_augment import BatchAugment, ViewsAugment
 
     augment = sample_loader = None
     if cfg.data.augment_on in ("batch", "accelerator"):  # tensor ops on the whole batch, on the training device

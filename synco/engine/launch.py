@@ -14,6 +14,8 @@ from lightning.fabric import Fabric
 from lightning.fabric.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
+from synco.checks import ConfigError
+
 
 def _several_processes(cfg: DictConfig) -> bool:
     devices = cfg.trainer.devices
@@ -31,8 +33,6 @@ def build_loggers(names, root) -> list:
     Raises:
         ConfigError: a logger whose package is not installed (tensorboard, wandb), naming the package.
     """
-    from synco.config import ConfigError
-
     loggers = []
     for name in names:
         if name == "csv":
@@ -94,8 +94,6 @@ def protocol_fabric(cfg: DictConfig, device: str | None = None) -> Fabric:
 
 def per_process_batch(batch_size: int, world: int, key: str) -> int:
     """``batch_size`` (global) split over ``world`` processes; ConfigError naming ``key`` if it does not divide."""
-    from synco.config import ConfigError
-
     if batch_size % world != 0:
         raise ConfigError(f"{key}={batch_size} (the global batch) must be a multiple of the {world} processes")
     return batch_size // world

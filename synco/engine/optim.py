@@ -20,7 +20,8 @@ from collections.abc import Iterable
 import torch
 from omegaconf import DictConfig
 
-OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
+from synco.config import OPTIMIZERS
+
 
 
 def lr_factor(epoch: int, epochs: int, schedule: str, warmup_epochs: int = 0) -> float:

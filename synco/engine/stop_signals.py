@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from synco.distributed import rank
+
 #: The signals that stop training gracefully (SIGUSR1: SLURM's ``--signal=USR1@<seconds>`` warning).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, name))
 
@@ -72,8 +74,6 @@ class StopSignals:
     def _handle(self, signum, frame) -> None:
         if self.is_armed and self.received is None:
             self.received = signum
-            from synco.distributed import rank
-
             if rank() == 0:
                 print(f"\nsynco: {signal.Signals(signum).name} received: finishing this step and writing a "
                       "checkpoint (send it again to stop at once)", file=sys.stderr, flush=True)

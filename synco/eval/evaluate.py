@@ -17,11 +17,6 @@ from synco.data.transforms import eval_transform
 from synco.eval import extract_features, knn_accuracy, raw_pixel_features
 
 
-def feature_model(method, feature: str) -> nn.Module:
-    """The part of a method whose output kNN uses: ``backbone`` (F) or ``embedding`` (D, the head's output)."""
-    return method.backbone if feature == "backbone" else method.embedding_model
-
-
 @torch.no_grad()
 def _streamed_features(model, data, indices, mean, std, image_size, batch_size, device, workers) -> torch.Tensor:
     """Features of ``data``'s images at ``indices`` read from disk: resize, centre crop, normalise."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from synco.checks import at_least
 from synco.functional import barlow_twins_loss
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
@@ -44,8 +45,6 @@ def _projector(features: int, hidden: int, out: int, layers: int) -> torch.nn.Mo
 
 
 def validate_barlow_twins(cfg) -> None:
-    from synco.config import at_least
-
     at_least(cfg, "method.lambd", 0.0)
     at_least(cfg, "method.projector_hidden", 1)
     at_least(cfg, "method.projector_layers", 1)

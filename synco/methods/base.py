@@ -29,6 +29,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from synco.data.batch import Batch
+from synco.models.compiled import CompilableForward
+from synco.models.state import state_mismatch
+from synco.negatives import SyntheticNegatives
 
 
 @dataclass
@@ -100,8 +103,6 @@ class Method(nn.Module):
         The default loads ``state`` as this method's own state dict and raises ``ValueError`` naming what
         does not fit; methods that wrap another (continual regularisers) map it onto their parts.
         """
-        from synco.engine.checkpoint import state_mismatch
-
         mismatch = state_mismatch(self, state)
         if mismatch:
             raise ValueError(f"the initial weights do not fit this model: {mismatch}")
@@ -116,9 +117,6 @@ class Method(nn.Module):
         Returns:
             The names of the compiled submodules (for the log).
         """
-        from synco.models.compiled import CompilableForward
-        from synco.negatives import SyntheticNegatives
-
         compiled = []
         for name, module in self.named_modules():
             if isinstance(module, CompilableForward):
@@ -176,32 +174,6 @@ class MethodSpec:
     multi_view: bool = False
 
 
-def probe_classes(state: dict) -> int | None:
-    """Classes of a saved model's online probe (``continual.online_probe``), None without one: what
-    :func:`build_method` needs to rebuild that model from its checkpoint."""
-    weight = state.get("classifier.weight")
-    return None if weight is None else int(weight.shape[0])
-
-
-def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed: int,
-                 num_classes: int | None = None) -> Method:
-    """The method named ``cfg.method.name``, with fresh weights seeded by ``seed`` (wrapped by a continual
-    regulariser in later tasks, and by CaSSLe's online probe over ``num_classes`` classes when asked for)."""
-    from synco.registry import METHODS
-
-    method = METHODS.get(cfg.method.name).build(BuildContext(cfg, in_channels, num_train_images, seed))
-    continual = cfg.get("continual")
-    if continual is not None and continual.regularizer != "none" and (continual.current_task or 0) >= 1:
-        from synco.continual.regularized import Regularized  # a later task of a regularised stream
-
-        method = Regularized(method, continual.regularizer, continual.predictor_hidden, continual.distill_weight,
-                             continual.distill_temperature, continual.frozen_batchnorm, seed,
-                             continual.pseudo_negatives, continual.negative_weight)
-    if continual is not None and continual.online_probe:
-        from synco.continual.online_probe import OnlineProbe
-
-        if num_classes is None:
-            raise ValueError("continual.online_probe=true needs the number of classes of the data set")
-        torch.manual_seed(seed + 6)
-        method = OnlineProbe(method, num_classes)
-    return method
+def feature_model(method: Method, feature: str) -> nn.Module:
+    """The part of a method whose output evaluation uses: ``backbone`` (F) or ``embedding`` (D, the head's output)."""
+    return method.backbone if feature == "backbone" else method.embedding_model

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from synco.checks import ConfigError, at_least
 from synco.data.batch import Batch
 from synco.functional import byol_loss
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
@@ -86,8 +87,6 @@ def build_byol(context: BuildContext) -> BYOL:
 
 
 def validate_byol(cfg) -> None:
-    from synco.config import ConfigError, at_least
-
     at_least(cfg, "method.predictor_hidden", 1)
     if not 0 <= cfg.method.momentum <= cfg.method.momentum_end <= 1:
         raise ConfigError(f"method.momentum={cfg.method.momentum} and method.momentum_end={cfg.method.momentum_end} "

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from synco.checks import ConfigError, at_least, positive
 from synco.losses import HCL
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
@@ -37,8 +38,6 @@ def build_hcl(context: BuildContext) -> TwoViewContrastive:
 
 
 def validate_hcl(cfg) -> None:
-    from synco.config import ConfigError, at_least, positive
-
     positive(cfg, "method.temperature")
     at_least(cfg, "method.beta", 0.0)
     if not 0 <= cfg.method.tau_plus < 1:

@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from synco.checks import ConfigError, at_least, positive
 from synco.losses import HSCL, HSCLQueue
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
@@ -60,14 +61,10 @@ def build_hscl(context: BuildContext) -> TwoViewContrastive:
 
 
 def validate_scl(cfg) -> None:
-    from synco.config import positive
-
     positive(cfg, "method.temperature")
 
 
 def validate_hscl(cfg) -> None:
-    from synco.config import ConfigError, at_least, positive
-
     positive(cfg, "method.temperature")
     at_least(cfg, "method.beta", 0.0)
     if cfg.method.threshold is not None and cfg.method.threshold <= 0:

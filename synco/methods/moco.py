@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from synco import distributed
+from synco.checks import ConfigError, at_least, choice, positive
 from synco.data.batch import Batch
 from synco.losses import InfoNCE
 from synco.memory import NegativeQueue
@@ -28,6 +29,7 @@ from synco.models.momentum import momentum_copy, update_momentum
 from synco.models.shuffle import batch_shuffle, batch_shuffle_across_ranks, batch_unshuffle
 from synco.negatives import COUNT_KEYS, SyntheticNegatives, check_num_hard, mask_logits, mochi
 from synco.negatives.schedule import SynthesisSchedule, check_schedule
+from synco.negatives.synthesize import EXTRAPOLATION_MODES
 from synco.registry import METHODS
 
 
@@ -378,9 +380,6 @@ def build_moco(context: BuildContext) -> MoCo:
 
 def validate_moco(cfg: DictConfig) -> None:
     """Ranges of the ``method`` block and the rules between its fields."""
-    from synco.config import ConfigError, at_least, choice, positive
-    from synco.negatives.synthesize import EXTRAPOLATION_MODES
-
     choice(cfg, "method.negatives.extrapolation", EXTRAPOLATION_MODES)
     at_least(cfg, "method.queue_size", 1)
     at_least(cfg, "method.negatives.warmup_epochs", 0)

@@ -15,7 +15,9 @@ import torch
 
 from synco import distributed
 from synco.data.batch import Batch
+from synco.memory import NegativeQueue
 from synco.methods.base import StepContext
+from synco.methods.encoder import build_encoder
 from synco.methods.moco import MoCo
 
 
@@ -41,9 +43,6 @@ class QueueContrastive(MoCo):
 
 def build_queue_method(context, criterion) -> QueueContrastive:
     """A :class:`QueueContrastive` from ``method.queue_size`` / ``method.momentum``, seeded by ``context.seed``."""
-    from synco.memory import NegativeQueue
-    from synco.methods.encoder import build_encoder
-
     cfg = context.cfg
     torch.manual_seed(context.seed)
     encoder = build_encoder(cfg, context.in_channels)

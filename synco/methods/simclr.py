@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from synco import distributed
+from synco.checks import ConfigError, at_least, positive
 from synco.data.batch import Batch
 from synco.losses import NTXent
 from synco.methods.base import BuildContext, MethodSpec, StepContext
@@ -132,8 +133,6 @@ def build_simclr(context: BuildContext) -> SimCLR:
 
 
 def validate_simclr(cfg) -> None:
-    from synco.config import ConfigError, at_least, positive
-
     positive(cfg, "method.temperature")
     neg = cfg.method.negatives
     for key in ("num_hard", *COUNT_KEYS, "warmup_epochs"):

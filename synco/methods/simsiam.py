@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from synco.checks import at_least
 from synco.data.batch import Batch
 from synco.functional import simsiam_loss
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
@@ -74,8 +75,6 @@ def build_simsiam(context: BuildContext) -> SimSiam:
 
 
 def validate_simsiam(cfg) -> None:
-    from synco.config import at_least
-
     for key in ("method.projector_hidden", "method.projector_layers", "method.predictor_hidden"):
         at_least(cfg, key, 1)
 

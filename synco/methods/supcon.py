@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from synco.checks import ConfigError, at_least, choice, positive
 from synco.functional.supcon import CONTRAST_MODES
 from synco.losses import SupCon, SupConQueue
 from synco.methods.base import BuildContext, MethodSpec
@@ -43,19 +44,15 @@ def build_supcon(context: BuildContext) -> TwoViewContrastive:
 
 def check_negative_source(cfg) -> None:
     """``method.negatives_from`` is batch or queue; the queue's size and momentum are in range."""
-    from synco.config import at_least, choice
 
     choice(cfg, "method.negatives_from", ("batch", "queue"))
     at_least(cfg, "method.queue_size", 1)
     if not 0 <= cfg.method.momentum <= 1:
-        from synco.config import ConfigError
 
         raise ConfigError(f"method.momentum={cfg.method.momentum} must lie in [0, 1]")
 
 
 def validate_supcon(cfg) -> None:
-    from synco.config import choice, positive
-
     positive(cfg, "method.temperature")
     positive(cfg, "method.base_temperature")
     choice(cfg, "method.contrast_mode", CONTRAST_MODES)

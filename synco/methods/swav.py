@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from synco import distributed
+from synco.checks import ConfigError, at_least, positive
 from synco.data.batch import Batch
+from synco.data.views import view_specs
 from synco.functional import swav_loss
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
@@ -153,8 +155,6 @@ def build_swav(context: BuildContext) -> SwAV:
 
 
 def validate_swav(cfg) -> None:
-    from synco.config import ConfigError, at_least, positive
-
     at_least(cfg, "method.num_prototypes", 2)
     for key in ("method.temperature", "method.epsilon"):
         positive(cfg, key)
@@ -162,8 +162,6 @@ def validate_swav(cfg) -> None:
         at_least(cfg, key, 1)
     for key in ("method.freeze_prototypes_steps", "method.queue_size", "method.queue_start_epoch"):
         at_least(cfg, key, 0)
-    from synco.data.views import view_specs
-
     crops, views = list(cfg.method.crops_for_assign), len(view_specs(cfg.data))
     if not crops or len(set(crops)) != len(crops) or any(not isinstance(c, int) or not 0 <= c < views for c in crops):
         raise ConfigError(f"method.crops_for_assign={crops} must be distinct indices among the {views} views of "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from synco.checks import at_least
 from synco.functional import vicreg_loss
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
@@ -47,8 +48,6 @@ def _expander(features: int, hidden: int, out: int, layers: int) -> torch.nn.Mod
 
 
 def validate_vicreg(cfg) -> None:
-    from synco.config import at_least
-
     for key in ("method.sim_coeff", "method.std_coeff", "method.cov_coeff"):
         at_least(cfg, key, 0.0)
     at_least(cfg, "method.projector_hidden", 1)

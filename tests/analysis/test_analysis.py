@@ -73,7 +73,7 @@ def test_false_negative_rates_by_hand():
 def test_statistics_are_logged_each_epoch_during_pretraining(tmp_path):
     from tiny_runs import tiny
 
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
 
     pretrain(tiny(tmp_path / "run", "train.epochs=2", "eval.baselines=false", "eval.analysis_every=1"))
     records = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "analysis/proxy_acc" in r]
@@ -93,7 +93,7 @@ def test_statistics_are_logged_each_epoch_during_pretraining(tmp_path):
 
 
 def test_alignment_and_uniformity_against_their_definitions():
-    from synco.analysis.representation import alignment, uniformity
+    from synco.functional.representation import alignment, uniformity
 
     g = torch.Generator().manual_seed(2)
     x = torch.nn.functional.normalize(torch.randn(50, 8, generator=g, dtype=torch.float64), dim=1)
@@ -105,7 +105,7 @@ def test_alignment_and_uniformity_against_their_definitions():
 
 
 def test_effective_rank_of_collapsed_and_spread_embeddings():
-    from synco.analysis.representation import effective_rank
+    from synco.functional.representation import effective_rank
 
     g = torch.Generator().manual_seed(3)
     direction = torch.randn(1, 16, generator=g, dtype=torch.float64)
@@ -117,7 +117,7 @@ def test_effective_rank_of_collapsed_and_spread_embeddings():
 
 
 def test_class_distance_ratios_grow_with_tighter_classes():
-    from synco.analysis.representation import class_distance_ratios
+    from synco.functional.representation import class_distance_ratios
 
     g = torch.Generator().manual_seed(4)
     centres = torch.randn(3, 8, generator=g, dtype=torch.float64)
@@ -133,7 +133,7 @@ def test_synco_analyze_recomputes_the_analyses_on_a_checkpoint(tmp_path):
     from tiny_runs import tiny
 
     from synco.analysis.run import run_analysis
-    from synco.engine.pretrain import checkpoint_path, pretrain
+    from synco.pipelines.pretrain import checkpoint_path, pretrain
 
     pretrain(tiny(tmp_path / "synco", "train.epochs=2", "eval.baselines=false", "eval.analysis_every=null"))
     pretrain(tiny(tmp_path / "moco", "train.epochs=1", "eval.baselines=false", "method.name=moco_v2"))
@@ -191,7 +191,7 @@ def test_negative_log_ignores_the_queues_random_initial_rows():
 
 def test_effective_rank_of_a_hand_made_matrix():
     """Centred rows (+-3, 0), (0, +-1) have singular values sqrt(18), sqrt(2): p = (3/4, 1/4)."""
-    from synco.analysis.representation import effective_rank
+    from synco.functional.representation import effective_rank
 
     x = torch.tensor([[3.0, 0], [-3, 0], [0, 1], [0, -1]], dtype=torch.float64)
     expected = math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))  # 1.7548
@@ -201,7 +201,7 @@ def test_effective_rank_of_a_hand_made_matrix():
 
 def test_class_distance_ratios_against_a_float64_loop():
     """Unsorted labels, unequal classes, rows not of unit norm (the function normalises them)."""
-    from synco.analysis.representation import class_distance_ratios
+    from synco.functional.representation import class_distance_ratios
 
     g = torch.Generator().manual_seed(5)
     x = torch.randn(17, 4, generator=g, dtype=torch.float64) * torch.rand(17, 1, generator=g, dtype=torch.float64).add(0.5)

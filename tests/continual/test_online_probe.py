@@ -5,9 +5,10 @@ import pytest
 import torch
 from tiny_runs import tiny
 
+from synco.compose import build_method
 from synco.continual.online_probe import OnlineProbe
 from synco.data.batch import Batch
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 STREAM = ["method.name=moco_v2", "method.symmetric=true", "continual.tasks=2",
           "continual.task_classes=[[0,1,2,3,4],[5,6,7,8,9]]", "continual.predictor_hidden=16"]
@@ -69,7 +70,7 @@ def test_without_the_class_count_the_probe_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_stream_reports_the_online_matrix_beside_the_others(tmp_path):
-    from synco.continual.run import run_continual
+    from synco.pipelines.continual import run_continual
     from synco.engine.checkpoint import load_checkpoint
     from synco.engine.inputs import load_labelled_splits
 

@@ -4,10 +4,11 @@ frozen model never changes, and a task starts from the previous task's checkpoin
 import pytest
 import torch
 
+from synco.compose import build_method
 from synco.config import ConfigError, load_config
 from synco.data.batch import Batch
 from synco.functional import contrastive_distill_loss, mocov2plus_loss, pnr_moco_loss
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 BASE = ["model.backbone=small_cnn", "model.bn_splits=1", "model.shuffle_keys=false", "model.embedding_dim=16",
         "method.name=moco_v2", "method.symmetric=true", "method.queue_size=32", "train.batch_size=8"]
@@ -89,7 +90,7 @@ def test_regularisers_need_the_mocov2plus_base():
 def test_a_regularised_stream_runs_end_to_end(tmp_path, kind):
     from tiny_runs import tiny
 
-    from synco.continual.run import run_continual
+    from synco.pipelines.continual import run_continual
     from synco.engine.checkpoint import load_checkpoint
 
     cfg = tiny(tmp_path, "continual.tasks=2", "continual.task_classes=[[0,1,2,3,4],[5,6,7,8,9]]", "train.epochs=1",

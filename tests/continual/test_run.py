@@ -7,9 +7,9 @@ import pytest
 import torch
 from tiny_runs import tiny
 
-from synco.continual.run import run_continual
 from synco.engine.checkpoint import load_checkpoint
 from synco.engine.metrics import read_metrics
+from synco.pipelines.continual import run_continual
 
 TASKS = ["continual.tasks=2", "continual.task_classes=[[0,1,2,3,4],[5,6,7,8,9]]", "train.epochs=1",
          "data.subset=512", "method.queue_size=128", "eval.analysis_every=null"]
@@ -30,7 +30,7 @@ def test_two_tasks_then_resume_with_a_changed_split_is_refused(tmp_path):
     from synco.engine.inputs import load_labelled_splits
     from synco.eval.features import extract_features
     from synco.eval.linear import train_linear_on_features
-    from synco.methods import build_method
+    from synco.compose import build_method
 
     state = load_checkpoint(tmp_path / "task_1" / "checkpoints" / "last.ckpt")
     labelled, test = load_labelled_splits(cfg)

@@ -128,7 +128,7 @@ def test_streamed_data_sets_refuse_batch_augmentation():
 @pytest.mark.parametrize("augment_on", ["sample", "accelerator"])
 def test_pretrain_on_a_streamed_folder_with_workers(tmp_path, augment_on):
     from synco.engine.metrics import read_metrics
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
 
     write_folder(tmp_path / "data", "train", ["a", "b", "c", "d"], per_class=24, size=(40, 36))
     write_folder(tmp_path / "data", "val", ["a", "b", "c", "d"], per_class=4, size=(40, 36))

@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from tiny_runs import TINY
 
+from synco.compose import build_method
 from synco.config import load_config
 from synco.data.batch import Batch
 from synco.engine.compile import compile_for_training, compiler_problem
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 from synco.negatives import SyntheticNegatives
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from synco.compose import build_method
 from synco.config import load_config
 from synco.data.loaders import normalisation
 from synco.engine.checkpoint import load_checkpoint
@@ -14,9 +15,9 @@ from synco.engine.fit import FitInputs, FitState, Trainee, fit
 from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import build_fabric
 from synco.engine.metrics import MetricsWriter, read_metrics
-from synco.engine.pretrain import pretrain
 from synco.engine.rng import RunGenerators
-from synco.methods import Method, MethodSpec, build_encoder, build_method
+from synco.methods import Method, MethodSpec, build_encoder
+from synco.pipelines.pretrain import pretrain
 from synco.registry import METHODS
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ from tiny_runs import TINY, tiny
 from synco.config import load_config
 from synco.engine import fit as fit_module
 from synco.engine.checkpoint import load_checkpoint
-from synco.engine.pretrain import checkpoint_path, pretrain
 from synco.engine.stop_signals import STOP, TrainingStopped
+from synco.pipelines.pretrain import checkpoint_path, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_RECIPE = "configs/pretrain/fashion_mnist/synco.yaml"

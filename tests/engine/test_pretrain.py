@@ -11,7 +11,7 @@ import torch
 from synco.config import load_config
 from synco.engine.checkpoint import CheckpointError, load_checkpoint
 from synco.engine.metrics import read_metrics
-from synco.engine.pretrain import NonFiniteLossError, checkpoint_path, pretrain
+from synco.pipelines.pretrain import NonFiniteLossError, checkpoint_path, pretrain
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import torch
 from tiny_runs import tiny
 
 from synco.engine.checkpoint import load_checkpoint
-from synco.engine.pretrain import checkpoint_path, pretrain
+from synco.pipelines.pretrain import checkpoint_path, pretrain
 
 
 def epoch_records(run):

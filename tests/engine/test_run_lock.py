@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from tiny_runs import tiny
 
-from synco.engine.pretrain import pretrain
 from synco.engine.run_lock import LOCK_NAME, RunLock, RunLockedError
+from synco.pipelines.pretrain import pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 

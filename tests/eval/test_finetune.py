@@ -39,7 +39,7 @@ def test_subset_files_round_trip_and_unknown_names_are_reported(tmp_path):
 def test_synco_finetune_writes_and_reuses_its_subset(tmp_path):
     from tiny_runs import tiny
 
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
     from synco.eval.protocols.finetune import run_finetune
 
     pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
@@ -113,7 +113,7 @@ def test_bad_fine_tuning_settings_are_named(setting, match):
 def test_five_shot_schane_fine_tuning_end_to_end(tmp_path):
     from tiny_runs import tiny
 
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
     from synco.eval.protocols.finetune import run_finetune
 
     pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
@@ -147,7 +147,7 @@ def test_the_classifier_can_learn_at_its_own_rate(tmp_path, monkeypatch):
     from tiny_runs import tiny
 
     from synco.eval.linear import cosine_factor
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
     from synco.eval.protocols import finetune as protocol
 
     made = []

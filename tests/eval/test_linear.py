@@ -38,7 +38,7 @@ def test_mean_and_sample_std():
 def test_synco_linear_on_a_tiny_run_reports_each_seed_and_their_mean(tmp_path):
     from tiny_runs import tiny
 
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
     from synco.eval.protocols.linear import BackboneChangedError, run_linear
 
     pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
@@ -78,7 +78,7 @@ def test_synco_linear_on_a_tiny_run_reports_each_seed_and_their_mean(tmp_path):
 def test_synco_knn_reproduces_the_runs_own_final_knn(tmp_path):
     from tiny_runs import assert_knn_recomputed, tiny
 
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
     from synco.eval.protocols.knn import run_knn
 
     # A bank smaller than the pretraining images: both must still normalise with the pretraining statistics.

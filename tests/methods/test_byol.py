@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
+from synco.compose import build_method
 from synco.config import ConfigError, load_config
 from synco.data.batch import Batch
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 
 def test_byol_step_loss_momentum_and_target():

@@ -10,9 +10,10 @@ import math
 import pytest
 import torch
 
+from synco.compose import build_method
 from synco.config import load_config, resolve_recipe
 from synco.data.batch import Batch
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 from synco.registry import METHODS
 
 BATCH, SIZE, EPOCH = 8, 16, 2  # epoch 2: past every recipe's warm-up (synthesis, SwAV's queue)

@@ -6,9 +6,10 @@ import pytest
 import torch
 from reference import info_nce_reference
 
+from synco.compose import build_method
 from synco.config import load_config
 from synco.data.batch import Batch
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 SMALL = ["model.backbone=small_cnn", "model.bn_splits=2", "method.queue_size=64", "method.negatives.num_hard=16",
          "train.batch_size=8"]

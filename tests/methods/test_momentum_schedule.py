@@ -7,8 +7,8 @@ import torch
 from tiny_runs import tiny
 
 from synco.data.batch import Batch
-from synco.engine.pretrain import pretrain
 from synco.methods import MoCo, StepContext
+from synco.pipelines.pretrain import pretrain
 
 
 def expected_momentum(m0: float, end: float, progress: float) -> float:

@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from two_processes import run_worker
 
+from synco.compose import build_method
 from synco.config import ConfigError, load_config
 from synco.data.batch import Batch
 from synco.functional import barlow_twins_loss, simsiam_loss, swav_loss, vicreg_loss
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 SMALL = ["model.backbone=small_cnn", "model.embedding_dim=16", "model.bn_splits=1", "train.batch_size=6"]
 

@@ -9,9 +9,10 @@ import torch
 from reference import nt_xent_reference
 from two_processes import run_worker
 
+from synco.compose import build_method
 from synco.config import load_config
 from synco.data.batch import Batch
-from synco.methods import SimCLR, StepContext, build_method
+from synco.methods import SimCLR, StepContext
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +101,7 @@ def test_imagenet_recipe_has_simclrs_large_batch_settings():
 @pytest.mark.slow
 def test_simclr_pretrains_with_lars_warmup_and_excluded_norms(tmp_path):
     from synco.engine.metrics import read_metrics
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
 
     cfg = load_config(None, [
         "method.name=simclr", "data.dataset=fashion_mnist", "data.image_size=28", "data.subset=256",

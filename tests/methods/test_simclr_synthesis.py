@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from synco.compose import build_method
 from synco.config import ConfigError, load_config
 from synco.data.batch import Batch
 from synco.functional import nt_xent_loss
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 B = 6
 BASE = ["method.name=simclr", "model.backbone=small_cnn", "model.embedding_dim=16", "model.bn_splits=1",

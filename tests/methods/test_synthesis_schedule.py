@@ -8,8 +8,8 @@ from tiny_runs import tiny
 
 from synco.config import ConfigError, load_config
 from synco.engine.checkpoint import load_checkpoint
-from synco.engine.pretrain import checkpoint_path, pretrain
 from synco.negatives import COUNT_KEYS
+from synco.pipelines.pretrain import checkpoint_path, pretrain
 
 FULL = (8, 8, 8, 4, 4, 4)
 COUNTS = [f"method.negatives.{k}={c}" for k, c in zip(COUNT_KEYS, FULL)]
@@ -81,7 +81,8 @@ def test_synco_v2s_setting_trains_a_vision_transformer_through_its_synthesis_win
     """The CPU recipe of SynCo-v2's setting (timm ViT-Ti, symmetric, rising momentum, synthesis in epochs 1-2):
     one step before the window, one inside, one after; finite losses, gradients into the transformer."""
     from synco.data.batch import Batch
-    from synco.methods import StepContext, build_method
+    from synco.methods import StepContext
+    from synco.compose import build_method
 
     cfg = load_config("cifar10/synco_v2_vit_tiny", ["method.queue_size=64", "method.negatives.num_hard=16"])
     m = build_method(cfg, in_channels=3, num_train_images=64, seed=0)

@@ -10,9 +10,10 @@ import torch
 from reference import hcl_reference, hscl_reference, supcon_reference
 from two_processes import run_worker
 
+from synco.compose import build_method
 from synco.config import ConfigError, load_config
 from synco.data.batch import Batch
-from synco.methods import StepContext, build_method
+from synco.methods import StepContext
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["model.backbone=small_cnn", "model.embedding_dim=16", "model.bn_splits=1", "train.batch_size=6"]
@@ -113,7 +114,7 @@ def test_supcon_pretrains_end_to_end_and_its_knn_is_recomputed(tmp_path):
     from tiny_runs import TINY, assert_knn_recomputed
 
     from synco.engine.metrics import read_metrics
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
 
     settings = [s for s in TINY if not s.startswith("method.")]  # the tiny MoCo settings minus its method block
     cfg = load_config(None, settings + ["method.name=supcon", "method.temperature=0.1", "train.epochs=1",

@@ -9,7 +9,7 @@ from synco.engine.metrics import read_metrics
 def test_report_of_three_runs_with_two_seeds(tmp_path):
     from tiny_runs import tiny
 
-    from synco.engine.pretrain import pretrain
+    from synco.pipelines.pretrain import pretrain
     from synco.eval.protocols.linear import run_linear
     from synco.report import write_report
 

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from synco.analysis.log import NegativeLog, representation_record
+from synco.compose import build_method
 from synco.config import to_yaml
 from synco.data.loaders import normalisation
 from synco.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -25,8 +26,8 @@ from synco.engine.metrics import MetricsWriter, truncate_metrics
 from synco.engine.rank_faults import register_processes
 from synco.engine.rng import RunGenerators
 from synco.engine.run_lock import hold_run_lock
-from synco.eval.evaluate import feature_model, knn_evaluate, sync_batchnorm_statistics
-from synco.methods import build_method
+from synco.eval.evaluate import knn_evaluate, sync_batchnorm_statistics
+from synco.methods.base import feature_model
 
 log = logging.getLogger(__name__)
 

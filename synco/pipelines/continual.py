@@ -7,7 +7,7 @@
     RUN/metrics.jsonl               per task: its training records (with "task"), then R[t] = kNN accuracy on
                                     every task's classes after training task t, and finally the continual metrics
 
-Task t trains through the same ``synco.engine.pretrain`` (hence the reusable ``fit`` loop) as any run, on
+Task t trains through the same ``synco.pipelines.pretrain`` (hence the reusable ``fit`` loop) as any run, on
 its own images only and without labels, starting from task t - 1's weights (``train.init_from``: its model
 and queue; a fresh optimizer and schedule per task, as CaSSLe's and PNR's scripts restart them per task).
 ``continual.regularizer=none`` is plain fine-tuning, the lower bound; ``cassle`` and ``pnr`` wrap the
@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from synco.compose import build_method
 from synco.config import to_yaml
 from synco.continual.metrics import summary
 from synco.continual.tasks import task_indices
@@ -44,8 +45,10 @@ from synco.engine.inputs import first_images, load_labelled_splits, pretraining_
 from synco.engine.metrics import MetricsWriter, read_metrics
 from synco.engine.run_lock import RunLock
 from synco.errors import ensure_writable_dir
-from synco.eval.evaluate import feature_model, knn_evaluate
-from synco.methods import build_method
+from synco.eval.evaluate import knn_evaluate, sharded_features
+from synco.methods.base import feature_model
+from synco.eval.linear import train_linear_on_features
+from synco.pipelines.pretrain import checkpoint_path, pretrain
 from synco.runs import run_normalisation
 
 log = logging.getLogger(__name__)
@@ -82,8 +85,6 @@ def _linear_row(cfg: DictConfig, state: dict, train, bank, test, classes, mean, 
     """(linear-probe top-1 on each task's classes, linear-probe top-1 on all classes) of the checkpoint ``state``:
     frozen backbone features, a probe per task trained on the bank images of its classes (labels renumbered
     within the task), ``continual.linear_epochs`` epochs, lr ``linear.lr`` (30 when unset), as ``synco linear``."""
-    from synco.eval.evaluate import sharded_features
-    from synco.eval.linear import train_linear_on_features
 
     method = build_method(cfg, train.channels, len(train), cfg.train.seed, num_classes=len(train.classes))
     method.load_state_dict(state["model"])
@@ -112,7 +113,6 @@ def _linear_row(cfg: DictConfig, state: dict, train, bank, test, classes, mean, 
 def _online_row(cfg: DictConfig, state: dict, train, test, classes, mean, std) -> tuple[list[float], float]:
     """(online-probe top-1 on each task's test images, on all test images) of the checkpoint ``state``: CaSSLe's
     classifier as trained during the stream, its argmax over all classes (class-incremental, as CaSSLe reports)."""
-    from synco.eval.evaluate import sharded_features
 
     method = build_method(cfg, train.channels, len(train), cfg.train.seed, num_classes=len(train.classes))
     method.load_state_dict(state["model"])
@@ -153,7 +153,6 @@ def run_continual(cfg: DictConfig, resume: bool = False) -> dict:
 
 def _run_continual(cfg: DictConfig, run_dir: Path, resume: bool, labelled, test, pretraining, indices,
                    classes) -> dict:
-    from synco.engine.pretrain import checkpoint_path, pretrain
 
     ct = cfg.continual
     split = {"split": ct.split, "seed": ct.seed, "classes": classes, "sizes": [len(i) for i in indices]}

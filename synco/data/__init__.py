@@ -1,0 +1,1 @@
+"""Data sets, their decoded caches, the views of a pretraining step and their augmentations."""
