@@ -30,7 +30,8 @@ def build_method(cfg: DictConfig, in_channels: int, num_train_images: int, seed:
     method = METHODS.get(cfg.method.name).build(BuildContext(cfg, in_channels, num_train_images, seed))
     continual = cfg.get("continual")
     if continual is not None and continual.regularizer != "none" and (continual.current_task or 0) >= 1:
-        method = Regularized(method, continual.regularizer, continual.predictor_hidden, continual.distill_weight,
+        family = METHODS.get(cfg.method.name).continual_family  # declared at registration, never inferred
+        method = Regularized(method, family, continual.regularizer, continual.predictor_hidden, continual.distill_weight,
                              continual.distill_temperature, continual.frozen_batchnorm, seed,
                              continual.pseudo_negatives, continual.negative_weight)
     if continual is not None and continual.online_probe:

@@ -274,11 +274,12 @@ def validate(cfg: DictConfig) -> None:
     choice(cfg, "continual.frozen_batchnorm", ("eval", "train"))
     choice(cfg, "continual.pseudo_negatives", ("both", "plasticity", "stability"))
     at_least(cfg, "continual.linear_epochs", 1, optional=True)
-    base_ok = OmegaConf.select(cfg, "method.symmetric", default=False) or cfg.method.name in ("simclr", "hcl", "byol")
-    if cfg.continual.regularizer != "none" and not base_ok:
-        raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} has no form for method.name="
-                          f"{cfg.method.name}: use the MoCo-v2+ base (moco_v2, mochi or synco with method.symmetric=true), "
-                          "simclr, hcl or byol")
+    if cfg.continual.regularizer != "none":
+        family = METHODS.get(cfg.method.name).continual_family
+        with_family = [n for n, s in METHODS.items() if s.continual_family is not None]
+        if family is None:
+            raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} has no form for method.name="
+                              f"{cfg.method.name}: use one of {with_family} (MoCo bases with method.symmetric=true)")
     choice(cfg, "finetune.weighting", ("anchor", "positive"))
     positive(cfg, "finetune.temperature")
     if cfg.finetune.classifier_lr is not None:

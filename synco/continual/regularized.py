@@ -26,7 +26,8 @@ With a SynCo base (``method.name=synco``, symmetric) PNR's plasticity terms also
 synthetic negatives (made from the current queue) after the warm-up: an option no published code has.
 ``continual.pseudo_negatives=plasticity|stability`` keeps PNR's pseudo-negatives in one term only (the
 symmetry ablation). Each epoch logs the effective rank of the queues' keys (current and, for PNR, old
-outputs): how diverse the negatives are. Other bases are refused by the configuration.
+outputs): how diverse the negatives are. A method's family is declared at its registration
+(``MethodSpec.continual_family``); methods without one are refused by the configuration.
 """
 
 from __future__ import annotations
@@ -49,9 +50,6 @@ from synco.functional import (
 )
 from synco.memory import NegativeQueue
 from synco.methods.base import Method, StepContext
-from synco.methods.byol import BYOL
-from synco.methods.moco import MoCo
-from synco.methods.two_view import TwoViewContrastive
 
 
 def predictor(dim: int, hidden: int) -> nn.Module:
@@ -59,24 +57,31 @@ def predictor(dim: int, hidden: int) -> nn.Module:
     return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
 
 
+#: The base families a regulariser has a form for, and what each needs from the base's step outputs.
+FAMILY_NEEDS = {
+    "moco": ("query", "query_view_2", "key", "key_view_2"),  # MoCo-v2+: both views' queries and keys, two queues
+    "simclr": ("z1", "z2"),  # in-batch two-view contrastive: this process's embeddings of both views
+    "byol": ("z1", "z2", "p1", "p2"),  # online projections and predictions
+}
+
+
 class Regularized(Method):
     """A base regularised towards the previous task's frozen encoder (CaSSLe or PNR).
 
     Args:
+        family: the base's family (``MethodSpec.continual_family``, declared at registration; a key of
+            :data:`FAMILY_NEEDS`): which form of the regulariser applies. Never inferred from the class.
         negative_weight: PNR-BYOL's lambda_neg (0.5 on CIFAR in the authors' scripts).
     """
 
-    def __init__(self, base: Method, kind: str, hidden: int = 2048, distill_weight: float = 1.0,
+    def __init__(self, base: Method, family: str | None, kind: str, hidden: int = 2048, distill_weight: float = 1.0,
                  distill_temperature: float = 0.2, frozen_batchnorm: str = "eval", seed: int = 0,
                  pseudo_negatives: str = "both", negative_weight: float = 0.5) -> None:
         super().__init__()
-        if isinstance(base, MoCo) and base.second_queue is not None:
-            self.family = "moco"
-        elif isinstance(base, BYOL):
-            self.family = "byol"
-        elif isinstance(base, TwoViewContrastive) and not base.needs_labels:
-            self.family = "simclr"
-        else:
+        if family == "moco" and getattr(base, "second_queue", None) is None:
+            raise ValueError("the MoCo family's regularisers need the MoCo-v2+ base (method.symmetric=true)")
+        self.family = family
+        if family not in FAMILY_NEEDS:
             raise ValueError("continual regularisers are built for MoCo-v2+ (method.symmetric=true), SimCLR-like "
                              f"two-view methods and BYOL, not {type(base).__name__}")
         if kind not in ("cassle", "pnr"):
@@ -131,6 +136,10 @@ class Regularized(Method):
 
     def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
         out = self.base.training_step(batch, context)
+        missing = [key for key in FAMILY_NEEDS[self.family] if key not in out]
+        if missing:
+            raise KeyError(f"the {self.family} family's regularisers read {missing} from the base's step outputs, "
+                           f"which {type(self.base).__name__} does not return")
         view_1, view_2 = batch.views
         with torch.no_grad():
             zb1, zb2 = self.frozen(view_1), self.frozen(view_2)  # (b, D) the previous task's outputs

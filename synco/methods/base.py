@@ -165,6 +165,9 @@ class MethodSpec:
             ``synco.config.ConfigError`` that names the field.
         summary: one line for ``synco --help`` and the docs.
         multi_view: the method trains on every view of ``data.views`` (multi-crop); False: on exactly two.
+        continual_family: which form of the continual regularisers applies (``moco``, ``simclr``, ``byol``: see
+            ``synco.continual.regularized.FAMILY_NEEDS`` for what each reads from the step outputs); None: the
+            regularisers are refused for this method.
     """
 
     config: type
@@ -172,6 +175,7 @@ class MethodSpec:
     validate: Callable[[DictConfig], None] | None = None
     summary: str = ""
     multi_view: bool = False
+    continual_family: str | None = None
 
 
 def feature_model(method: Method, feature: str) -> nn.Module:

@@ -94,4 +94,5 @@ def validate_byol(cfg) -> None:
 
 
 METHODS.register("byol", MethodSpec(BYOLConfig, build_byol, validate_byol,
-                                    "BYOL: a predictor regressing a momentum target, no negatives (Grill et al., 2020)"))
+                                    "BYOL: a predictor regressing a momentum target, no negatives (Grill et al., 2020)",
+                                    continual_family="byol"))

@@ -45,4 +45,5 @@ def validate_hcl(cfg) -> None:
 
 
 METHODS.register("hcl", MethodSpec(HCLConfig, build_hcl, validate_hcl,
-                                   "HCL / H-UCL: hard, debiased in-batch negatives without labels (Robinson et al., 2021)"))
+                                   "HCL / H-UCL: hard, debiased in-batch negatives without labels (Robinson et al., 2021)",
+                                   continual_family="simclr"))

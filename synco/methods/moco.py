@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from synco import distributed
@@ -382,6 +382,10 @@ def validate_moco(cfg: DictConfig) -> None:
     """Ranges of the ``method`` block and the rules between its fields."""
     choice(cfg, "method.negatives.extrapolation", EXTRAPOLATION_MODES)
     at_least(cfg, "method.queue_size", 1)
+    regularizer = OmegaConf.select(cfg, "continual.regularizer", default="none")
+    if regularizer != "none" and not cfg.method.symmetric:
+        raise ConfigError(f"continual.regularizer={regularizer} has no form for method.name={cfg.method.name} without "
+                          "method.symmetric=true: the regularisers are built on MoCo-v2+ (both views as queries)")
     at_least(cfg, "method.negatives.warmup_epochs", 0)
     neg = cfg.method.negatives
     try:
@@ -420,7 +424,8 @@ def validate_moco(cfg: DictConfig) -> None:
 
 
 _MOCO = MethodSpec(MoCoConfig, build_moco, validate_moco,
-                   "MoCo-v2 with a queue; MoCHI / SynCo add synthetic hard negatives (method.negatives)")
+                   "MoCo-v2 with a queue; MoCHI / SynCo add synthetic hard negatives (method.negatives)",
+                   continual_family="moco")
 METHODS.register("moco_v2", _MOCO)
 METHODS.register("mochi", _MOCO)
 METHODS.register("synco", _MOCO)

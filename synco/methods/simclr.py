@@ -148,4 +148,5 @@ def validate_simclr(cfg) -> None:
 
 
 METHODS.register("simclr", MethodSpec(SimCLRConfig, build_simclr, validate_simclr,
-                                      "SimCLR: in-batch NT-Xent over 2B views (Chen et al., 2020)"))
+                                      "SimCLR: in-batch NT-Xent over 2B views (Chen et al., 2020)",
+                                      continual_family="simclr"))

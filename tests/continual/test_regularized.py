@@ -149,3 +149,26 @@ def test_pnr_with_a_synco_base_puts_synthetic_negatives_in_the_plasticity_terms(
     expected = pnr_moco_loss(out["query"], out["query_view_2"], out["key"], out["key_view_2"], p1, p2,
                              out["frozen_1"], out["frozen_2"], queues, old, 0.2, 0.2, "both", synthetic)
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
+
+
+def test_the_family_is_declared_at_registration_not_inferred_from_the_class():
+    """A new two-view contrastive method (a TwoViewContrastive, like SimCLR) gets no regulariser until its
+    registration declares a family; one that declares a family it cannot feed fails on its first step."""
+    import dataclasses
+
+    from synco.continual.regularized import Regularized
+    from synco.registry import METHODS
+
+    hcl = METHODS.get("hcl")
+    METHODS.register("undeclared_two_view", dataclasses.replace(hcl, continual_family=None))
+    try:
+        with pytest.raises(ConfigError, match="has no form for method.name=undeclared_two_view"):
+            load_config(None, ["method.name=hcl", "method.name=undeclared_two_view", "continual.regularizer=cassle"])
+    finally:
+        METHODS.unregister("undeclared_two_view")
+    cfg = load_config(None, ["method.name=hcl", "model.backbone=small_cnn", "model.embedding_dim=8", "model.bn_splits=1"])
+    base = build_method(cfg, in_channels=3, num_train_images=16, seed=0)
+    wrong = Regularized(base, "byol", "cassle", hidden=8)  # BYOL's form reads predictions HCL does not return
+    views = tuple(torch.randn(4, 3, 8, 8) for _ in range(2))
+    with pytest.raises(KeyError, match=r"\['p1', 'p2'\]"):
+        wrong.training_step(Batch(views=views, index=torch.arange(4)), StepContext())
