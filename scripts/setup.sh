@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch/torchvision are pinned in pyproject.toml (torch==2.14.1, torchvision==0.29.1).
 # One interpreter start checks the install and reads the versions (each start imports torch: seconds).
-CHECK='import synco, torch, torchvision, timm, lightning, omegaconf, pytest, hypothesis, mkdocs, mkdocstrings, importlinter; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
+CHECK='import synco, torch, torchvision, timm, lightning, omegaconf, pytest, hypothesis, mkdocs, mkdocstrings, importlinter, xdist; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
 if ! VERSIONS=$(.venv/bin/python -c "$CHECK" 2>/dev/null); then
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e ".[test]"
