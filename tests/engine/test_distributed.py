@@ -98,40 +98,64 @@ def protocol_cli(command, run_dir, *extra, devices=2):
     )
 
 
-def test_protocols_on_two_processes(tmp_path):
-    """knn, linear (cached and augmented) and finetune on 2 processes: one result, written by rank 0;
-    on cached features the linear probe and kNN equal the single-process ones (the gathered features
-    are the same)."""
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny pretrained run shared by the protocol tests of this module (built once per test process)."""
+    root = tmp_path_factory.mktemp("protocols")
+    run = root / "run"
+    done = pretrain_cli(run, root / "cache", "train.epochs=1", devices=1)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return run
+
+
+PROBE = ["linear.epochs=10", "linear.lr=0.5", "linear.batch_size=32"]
+
+
+def test_linear_on_two_processes_equals_one_on_cached_features(trained_run, tmp_path):
+    """One result, written by rank 0; on cached features the probe equals the single-process one (the gathered
+    features are the same)."""
     from synco.engine.metrics import read_metrics
 
-    run = tmp_path / "run"
-    assert pretrain_cli(run, tmp_path / "cache", "train.epochs=1", devices=1).returncode == 0
-    probe = ["linear.epochs=10", "linear.lr=0.5", "linear.batch_size=32"]
-    one = protocol_cli("linear", run, *probe, f"linear.out_dir={tmp_path / 'one'}", devices=1)
-    two = protocol_cli("linear", run, *probe, f"linear.out_dir={tmp_path / 'two'}")
+    one = protocol_cli("linear", trained_run, *PROBE, f"linear.out_dir={tmp_path / 'one'}", devices=1)
+    two = protocol_cli("linear", trained_run, *PROBE, f"linear.out_dir={tmp_path / 'two'}")
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count("linear probe (") == 1
     a, b = read_metrics(tmp_path / "one" / "metrics.jsonl"), read_metrics(tmp_path / "two" / "metrics.jsonl")
     assert len(b) == 2 and b[-1]["linear/processes"] == 2 and a[-1]["linear/processes"] == 1
     assert b[-1]["linear/top1_mean"] == pytest.approx(a[-1]["linear/top1_mean"], abs=0.8)  # at most 1 test image of 128
 
-    knn_one, knn_two = protocol_cli("knn", run, devices=1), protocol_cli("knn", run)
-    assert knn_one.returncode == 0 and knn_two.returncode == 0 and knn_two.stdout.count("kNN (k=") == 1, knn_two.stderr[-2000:]
-    knn = read_metrics(run / "knn" / "metrics.jsonl")
+
+def test_knn_on_two_processes_equals_one(trained_run, tmp_path):
+    from synco.engine.metrics import read_metrics
+
+    knn_one = protocol_cli("knn", trained_run, devices=1)
+    knn_two = protocol_cli("knn", trained_run)
+    assert knn_one.returncode == 0 and knn_two.returncode == 0 and knn_two.stdout.count("kNN (k=") == 1, \
+        knn_two.stderr[-2000:]
+    knn = read_metrics(trained_run / "knn" / "metrics.jsonl")[-2:]
     assert [r["eval/processes"] for r in knn] == [1, 2]
     assert knn[1]["eval/knn_top1"] == pytest.approx(knn[0]["eval/knn_top1"], abs=0.8)
 
-    augmented = protocol_cli("linear", run, *probe, "linear.epochs=1", "linear.augment=true",
+
+def test_augmented_linear_on_two_processes_and_an_indivisible_batch_refused(trained_run, tmp_path):
+    from synco.engine.metrics import read_metrics
+
+    augmented = protocol_cli("linear", trained_run, *PROBE, "linear.epochs=1", "linear.augment=true",
                              f"linear.out_dir={tmp_path / 'augmented'}")
     assert augmented.returncode == 0, augmented.stderr[-2000:]
     assert read_metrics(tmp_path / "augmented" / "metrics.jsonl")[-1]["linear/processes"] == 2
-    odd = protocol_cli("linear", run, "linear.augment=true", "linear.batch_size=33", f"linear.out_dir={tmp_path / 'x'}")
+    odd = protocol_cli("linear", trained_run, "linear.augment=true", "linear.batch_size=33",
+                       f"linear.out_dir={tmp_path / 'x'}")
     assert odd.returncode == 2 and "linear.batch_size=33" in odd.stderr and "multiple of the 2 processes" in odd.stderr
 
-    finetune = protocol_cli("finetune", run, "finetune.epochs=2", "finetune.batch_size=64", "finetune.lr=0.1",
+
+def test_finetune_on_two_processes(trained_run):
+    from synco.engine.metrics import read_metrics
+
+    finetune = protocol_cli("finetune", trained_run, "finetune.epochs=2", "finetune.batch_size=64", "finetune.lr=0.1",
                             "finetune.fraction=0.01")
     assert finetune.returncode == 0 and finetune.stdout.count("fine-tuned on") == 1, finetune.stderr[-2000:]
-    summary = read_metrics(run / "finetune_1pct" / "metrics.jsonl")[-1]
+    summary = read_metrics(trained_run / "finetune_1pct" / "metrics.jsonl")[-1]
     assert summary["finetune/processes"] == 2 and summary["finetune/labelled_images"] == 600
     assert summary["finetune/top1_mean"] > 20  # 10 classes; 2 short epochs on 600 images
 
