@@ -146,6 +146,10 @@ MUTATIONS = [
  ("a method imports the training loop (an upward import)", "synco/methods/base.py",
   "from synco.data.batch import Batch\n", "from synco.data.batch import Batch\nfrom synco.engine import fit  # noqa: F401\n",
   "tests/test_layers.py"),
+ ("every rank draws from the same local stream", "synco/engine/rng.py",
+  "self.local = torch.Generator(device=device).manual_seed(seed + 2 + 1000 * rank)",
+  "self.local = torch.Generator(device=device).manual_seed(seed + 2 + 0 * rank)",
+  "tests/engine/test_rank_streams.py"),
 ]
 only = sys.argv[1:]
 for i, (name, f, old, new, tests) in enumerate(MUTATIONS):
