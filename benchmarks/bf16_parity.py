@@ -127,9 +127,9 @@ def fabric_dtypes() -> str:
 
 def main() -> None:
     from synco.bench.steps import recipe_views
+    from synco.compose import build_method
     from synco.config import load_config
     from synco.engine.checkpoint import load_checkpoint
-    from synco.methods import build_method
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="configs/pretrain/cifar10/synco.yaml")

@@ -23,9 +23,9 @@ os.environ.setdefault("SYNCO_DATA_ROOT", str(Path(__file__).resolve().parents[2]
 def main() -> None:
     from synco.bench.measure import median_ratios, timed_rounds
     from synco.bench.steps import recipe_views, training_step_function
+    from synco.compose import build_method
     from synco.config import load_config
     from synco.engine.cpu_memory import keep_freed_cpu_memory
-    from synco.methods import build_method
 
     other_mode = sys.argv[1] if len(sys.argv) > 1 else "max-autotune-no-cudagraphs"
     keep_freed_cpu_memory()  # as training does (trainer.reuse_cpu_memory)

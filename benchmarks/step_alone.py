@@ -25,9 +25,9 @@ os.environ.setdefault("SYNCO_DATA_ROOT", str(Path(__file__).resolve().parents[2]
 
 def main() -> None:
     from synco.bench.steps import recipe_views, training_step_function
+    from synco.compose import build_method
     from synco.config import load_config
     from synco.engine.cpu_memory import keep_freed_cpu_memory
-    from synco.methods import build_method
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["eager", "compiled"])
