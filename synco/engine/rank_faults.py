@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import torch
 
@@ -60,11 +61,25 @@ def _gone(pid: int) -> bool:
         return False
 
 
-def describe_failure(err: BaseException) -> str:
+def _dead_ranks(host: str, me: int, wait: float) -> list[tuple[int, int]]:
+    """The (rank, pid) of this host's other ranks whose processes have ended, looking for up to ``wait`` s.
+
+    Why wait: a killed process closes its sockets early in its exit, before the kernel marks it ended, so the
+    surviving rank can see the closed connection while the dying one still looks alive.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        dead = [(rank, pid) for rank, (where, pid) in enumerate(_PROCESSES)
+                if where == host and pid != me and _gone(pid)]
+        if dead or time.monotonic() >= deadline:
+            return dead
+        time.sleep(0.05)
+
+
+def describe_failure(err: BaseException, wait: float = 2.0) -> str:
     """What happened, in words: the ranks whose processes are gone, or a timeout, or an unreachable rank."""
     host = socket.gethostname()
-    me = os.getpid()
-    dead = [(rank, pid) for rank, (where, pid) in enumerate(_PROCESSES) if where == host and pid != me and _gone(pid)]
+    dead = _dead_ranks(host, os.getpid(), wait)
     if dead:
         names = ", ".join(f"rank {rank} (process {pid} on {host})" for rank, pid in dead)
         return f"{names} stopped, so the distributed run cannot go on"
