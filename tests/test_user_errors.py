@@ -35,12 +35,10 @@ def one_clear_line(err: str, *words: str) -> None:
         assert word in lines[0], (word, lines[0])
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """One tiny finished run (1 epoch) that the tests copy."""
-    run = tmp_path_factory.mktemp("finished") / "run"
-    pretrain(tiny(run, "train.epochs=1", "eval.analysis_every=4"))
-    return run
+@pytest.fixture
+def finished_run(tiny_runs):
+    """One tiny finished run (1 epoch, shared by the test run) that the tests copy."""
+    return tiny_runs("train.epochs=1", "eval.analysis_every=4")
 
 
 def copy_run(source: Path, target: Path) -> Path:

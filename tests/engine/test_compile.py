@@ -117,21 +117,3 @@ def test_a_misspelt_compile_mode_is_refused_before_any_work():
     with pytest.raises(ConfigError, match="trainer.compile_mode"):
         load_config(None, TINY + ["run_dir=/unused", "trainer.compile_mode=fast"])
 
-
-@pytest.mark.slow
-def test_two_compiled_processes_resume_exactly(tmp_path):
-    """Two gloo processes with trainer.compile=true: 2 epochs straight equal 1 epoch, stop, resume 1 epoch
-    (synthesis starts in epoch 2, so the resumed half compiles the negatives path anew)."""
-    from test_distributed import pretrain_cli
-
-    straight, sliced, cache = tmp_path / "straight", tmp_path / "sliced", tmp_path / "cache"
-    out = pretrain_cli(straight, cache, "train.epochs=2", "trainer.compile=true")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "torch.compile (mode=default) for training" in out.stderr
-    assert pretrain_cli(sliced, cache, "train.epochs=2", "train.stop_after=1", "trainer.compile=true").returncode == 0
-    resumed = pretrain_cli(sliced, cache, "train.epochs=2", "--resume", "trainer.compile=true")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
-    b = torch.load(sliced / "checkpoints" / "last.ckpt", weights_only=True)
-    for name, value in a["model"].items():
-        torch.testing.assert_close(b["model"][name], value, rtol=0, atol=0, msg=name)

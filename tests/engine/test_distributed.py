@@ -68,26 +68,30 @@ def pretrain_cli(run_dir, cache, *extra, devices=2):
     )
 
 
-def test_two_process_pretrain_writes_one_run_directory_and_resumes_exactly(tmp_path):
+def test_two_compiled_processes_write_one_run_directory_and_resume_exactly(tmp_path):
+    """Two gloo processes with trainer.compile=true (the eager step is the compiled one's reference in
+    test_compile.py; the per-rank data path is the same): one run directory and report, and 2 epochs straight
+    equal 1 epoch, stop, resume for the 2nd, in which synthesis starts, so the resumed half compiles the
+    negatives path anew."""
     straight, sliced, cache = tmp_path / "straight", tmp_path / "sliced", tmp_path / "cache"
-    out = pretrain_cli(straight, cache, "train.epochs=2")
+    out = pretrain_cli(straight, cache, "train.epochs=2", "trainer.compile=true")
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch.compile (mode=default) for training" in out.stderr
     assert out.stdout.count("kNN on fashion_mnist") == 1  # one report, from rank 0
     records = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines() if line]
     epochs = [r for r in records if "train/loss" in r]
     assert [r["epoch"] for r in epochs] == [1, 2] and all(r["train/processes"] == 2 for r in epochs)
     assert sorted(p.name for p in straight.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl"]
 
-    # 1 epoch, stop, resume for the 2nd (synthesis starts in epoch 2) = 2 epochs straight.
-    assert pretrain_cli(sliced, cache, "train.epochs=2", "train.stop_after=1").returncode == 0
+    assert pretrain_cli(sliced, cache, "train.epochs=2", "train.stop_after=1", "trainer.compile=true").returncode == 0
     wrong = pretrain_cli(sliced, cache, "train.epochs=2", "--resume", devices=1)
     assert wrong.returncode == 2 and "written by 2 process(es)" in wrong.stderr
-    assert pretrain_cli(sliced, cache, "train.epochs=2", "--resume").returncode == 0
-    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
-    b = torch.load(sliced / "checkpoints" / "last.ckpt", weights_only=True)
-    assert len(a["rng"]["per_rank"]) == 2
-    for name, value in a["model"].items():
-        torch.testing.assert_close(b["model"][name], value, rtol=0, atol=0, msg=name)
+    resumed = pretrain_cli(sliced, cache, "train.epochs=2", "--resume", "trainer.compile=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    from test_preemption import assert_same_run
+
+    assert len(torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["rng"]["per_rank"]) == 2
+    assert_same_run(straight, sliced)
 
 
 def protocol_cli(command, run_dir, *extra, devices=2):
@@ -99,13 +103,9 @@ def protocol_cli(command, run_dir, *extra, devices=2):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """One tiny pretrained run shared by the protocol tests of this module (built once per test process)."""
-    root = tmp_path_factory.mktemp("protocols")
-    run = root / "run"
-    done = pretrain_cli(run, root / "cache", "train.epochs=1", devices=1)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return run
+def trained_run(tmp_path_factory, tiny_runs):
+    """A copy of the test run's shared tiny run, into which the protocol tests of this module write."""
+    return tiny_runs("train.epochs=1", "eval.baselines=false", copy_to=tmp_path_factory.mktemp("protocols") / "run")
 
 
 PROBE = ["linear.epochs=10", "linear.lr=0.5", "linear.batch_size=32"]
@@ -153,7 +153,8 @@ def test_finetune_on_two_processes(trained_run):
     from synco.engine.metrics import read_metrics
 
     finetune = protocol_cli("finetune", trained_run, "finetune.epochs=2", "finetune.batch_size=64", "finetune.lr=0.1",
-                            "finetune.fraction=0.01")
+                            "finetune.fraction=0.01",
+                            f"data.cache_dir={trained_run / 'cache'}")  # its subset file beside this copy
     assert finetune.returncode == 0 and finetune.stdout.count("fine-tuned on") == 1, finetune.stderr[-2000:]
     summary = read_metrics(trained_run / "finetune_1pct" / "metrics.jsonl")[-1]
     assert summary["finetune/processes"] == 2 and summary["finetune/labelled_images"] == 600

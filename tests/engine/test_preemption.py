@@ -22,7 +22,8 @@ TINY_RECIPE = "configs/pretrain/fashion_mnist/synco.yaml"
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    """Weights, queues, optimizer state, RNG states and the epochs' mean losses are identical."""
+    """Weights, queues, optimizer state, every rank's random streams, and the epochs' mean losses and learning
+    rates are identical."""
     x, y = load_checkpoint(checkpoint_path(a)), load_checkpoint(checkpoint_path(b))
     assert x["epoch"] == y["epoch"] and x["global_step"] == y["global_step"] and "mid_epoch" not in y
     for name, value in x["model"].items():
@@ -30,8 +31,12 @@ def assert_same_run(a: Path, b: Path) -> None:
     for i, state in x["optimizer"]["state"].items():
         torch.testing.assert_close(y["optimizer"]["state"][i]["momentum_buffer"], state["momentum_buffer"], rtol=0,
                                    atol=0)
-    assert torch.equal(x["rng"]["per_rank"][0]["local"], y["rng"]["per_rank"][0]["local"])
-    assert torch.equal(x["rng"]["data"], y["rng"]["data"])
+    assert len(x["rng"]["per_rank"]) == len(y["rng"]["per_rank"])
+    for mine, theirs in zip(x["rng"]["per_rank"], y["rng"]["per_rank"]):  # every rank's streams
+        assert mine.keys() == theirs.keys()
+        for stream in mine:
+            assert torch.equal(mine[stream], theirs[stream]), stream
+    assert torch.equal(x["rng"]["data"], y["rng"]["data"]) and torch.equal(x["rng"]["shuffle"], y["rng"]["shuffle"])
 
     def epoch_losses(run):
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -50,9 +50,8 @@ def test_resume_after_a_crash_drops_records_logged_past_the_checkpoint(tmp_path)
     assert [r["epoch"] for r in records if "train/loss" in r] == [1, 2]
 
 
-def test_checkpoint_loads_weights_only_and_holds_the_queue(tmp_path):
-    pretrain(tiny(tmp_path, "train.epochs=1"))
-    path = checkpoint_path(tmp_path)
+def test_checkpoint_loads_weights_only_and_holds_the_queue(tiny_runs):
+    path = checkpoint_path(tiny_runs("train.epochs=1", "eval.baselines=false"))
     state = torch.load(path, weights_only=True)
     assert {"model", "optimizer", "scheduler", "epoch", "global_step", "rng", "config"} <= set(state)
     assert state["model"]["queue.keys"].shape == (128, 128)

@@ -36,15 +36,12 @@ def test_subset_files_round_trip_and_unknown_names_are_reported(tmp_path):
 
 
 @pytest.mark.slow
-def test_synco_finetune_writes_and_reuses_its_subset(tmp_path):
-    from tiny_runs import tiny
-
-    from synco.pipelines.pretrain import pretrain
+def test_synco_finetune_writes_and_reuses_its_subset(tmp_path, tiny_runs):
     from synco.eval.protocols.finetune import run_finetune
 
-    pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
+    tiny_runs("train.epochs=1", "eval.baselines=false", copy_to=tmp_path / "run")
     settings = ["finetune.fraction=0.01", "finetune.epochs=4", "finetune.batch_size=64", "finetune.lr=0.1",
-                "finetune.seeds=[0,1]"]
+                "finetune.seeds=[0,1]", f"data.cache_dir={tmp_path / 'run' / 'cache'}"]
     summary = run_finetune(tmp_path / "run", overrides=settings)
     subset_file = tmp_path / "run" / "subsets" / "fashion_mnist_1pct_seed0.txt"
     assert summary["finetune/subset_file"] == str(subset_file)
@@ -110,15 +107,12 @@ def test_bad_fine_tuning_settings_are_named(setting, match):
 
 
 @pytest.mark.slow
-def test_five_shot_schane_fine_tuning_end_to_end(tmp_path):
-    from tiny_runs import tiny
-
-    from synco.pipelines.pretrain import pretrain
+def test_five_shot_schane_fine_tuning_end_to_end(tmp_path, tiny_runs):
     from synco.eval.protocols.finetune import run_finetune
 
-    pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
+    tiny_runs("train.epochs=1", "eval.baselines=false", copy_to=tmp_path / "run")
     settings = ["finetune.shots=5", "finetune.loss=schane", "finetune.epochs=3", "finetune.batch_size=50",
-                "finetune.lr=0.05", "finetune.seeds=[0]"]
+                "finetune.lr=0.05", "finetune.seeds=[0]", f"data.cache_dir={tmp_path / 'run' / 'cache'}"]
     summary = run_finetune(tmp_path / "run", overrides=settings)
     subset_file = tmp_path / "run" / "subsets" / "fashion_mnist_5shot_seed0.txt"
     assert summary["finetune/subset_file"] == str(subset_file) and summary["finetune/labelled_images"] == 50

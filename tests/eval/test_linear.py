@@ -35,13 +35,10 @@ def test_mean_and_sample_std():
 
 
 @pytest.mark.slow
-def test_synco_linear_on_a_tiny_run_reports_each_seed_and_their_mean(tmp_path):
-    from tiny_runs import tiny
-
-    from synco.pipelines.pretrain import pretrain
+def test_synco_linear_on_a_tiny_run_reports_each_seed_and_their_mean(tmp_path, tiny_runs):
     from synco.eval.protocols.linear import BackboneChangedError, run_linear
 
-    pretrain(tiny(tmp_path / "run", "train.epochs=1", "eval.baselines=false"))
+    tiny_runs("train.epochs=1", "eval.baselines=false", copy_to=tmp_path / "run")
     summary = run_linear(tmp_path / "run", overrides=["linear.epochs=30", "linear.seeds=[0,1]", "linear.lr=0.5", "linear.batch_size=32"])
     records = read_metrics(tmp_path / "run" / "linear" / "metrics.jsonl")
     per_seed = [r for r in records if "seed" in r]
