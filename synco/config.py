@@ -83,7 +83,7 @@ class TrainConfig:
     lars_trust_coefficient: float = 0.001  # eta of LARS (CaSSLe/PNR use 0.02)
     lars_clip: bool = False  # LARC: clip the LARS trust ratio (CaSSLe/PNR: true)
     seed: int = 0  # initial weights, queue, data order, augmentations and synthetic draws
-    stop_after: Optional[int] = None  # stop after this many epochs in this invocation (time-sliced jobs)
+    stop_after: Optional[int] = None  # stop after this many epochs in this invocation (time-sliced jobs; a continual stream counts them across its tasks, so it can stop at a task boundary)
     init_from: Optional[str] = None  # start from this checkpoint's model weights (and queue); fresh optimizer
     log_every: int = 20  # steps between train/loss_step entries in metrics.jsonl
     progress: bool = True  # a progress bar on a terminal (never written into redirected output)

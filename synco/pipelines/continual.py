@@ -59,6 +59,14 @@ def _finished(run_dir: Path) -> bool:
     return metrics.is_file() and any(r.get("finished") for r in read_metrics(metrics))
 
 
+def _epochs_done(run_dir: Path) -> int:
+    """Completed epochs of a task's run (0 when it has none)."""
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        return 0
+    return max((r["epoch"] for r in read_metrics(metrics) if "train/loss" in r), default=0)
+
+
 def _task_accuracies(cfg: DictConfig, state: dict | None, train, bank, test, classes, mean, std) -> list[float]:
     """kNN top-1 on each task's classes (all classes for the data split) of the checkpoint ``state`` (None: the
     untrained encoder of ``train.seed``), its inputs normalised with ``mean``/``std``."""
@@ -184,19 +192,29 @@ def _run_continual(cfg: DictConfig, run_dir: Path, resume: bool, labelled, test,
     try:
         random_init = _task_accuracies(cfg, None, pretraining, bank, test, classes, mean, std)
         matrix = []
+        # train.stop_after counts the epochs of this invocation across tasks: a budget used up by the end of a
+        # task stops the stream at that task boundary.
+        budget = cfg.train.stop_after
         for t in range(ct.tasks):
             task_dir = run_dir / f"task_{t}"
             if t in done and _finished(task_dir):
                 matrix.append(done[t])
                 continue
+            if not _finished(task_dir) and budget == 0:
+                log.info("train.stop_after: stopped before task %d/%d", t + 1, ct.tasks)
+                return {"task": t, "finished": False}
             overrides = {"run_dir": str(task_dir), "data": {"train_subset_file": str(run_dir / "tasks" / f"task_{t}.txt")},
-                         "train": {"init_from": str(checkpoint_path(run_dir / f"task_{t - 1}")) if t else None},
+                         "train": {"init_from": str(checkpoint_path(run_dir / f"task_{t - 1}")) if t else None,
+                                   "stop_after": budget},
                          "eval": {"baselines": False}, "continual": {"current_task": t}}
             task_cfg = OmegaConf.merge(cfg, overrides)
             log.info("task %d/%d: %d images%s", t + 1, ct.tasks, len(indices[t]),
                      f", classes {classes[t]}" if classes else "")
             if not _finished(task_dir):
+                before = _epochs_done(task_dir)
                 pretrain(task_cfg, resume=task_dir.exists())
+                if budget is not None:
+                    budget -= _epochs_done(task_dir) - before
                 if not _finished(task_dir):  # train.stop_after ended this invocation inside the task
                     return {"task": t, "finished": False}
                 for record in read_metrics(task_dir / "metrics.jsonl"):

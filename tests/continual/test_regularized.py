@@ -108,6 +108,39 @@ def test_a_regularised_stream_runs_end_to_end(tmp_path, kind):
     assert ("continual/old_queue_effective_rank" in epochs[0]) == (kind == "pnr")
 
 
+@pytest.mark.slow
+def test_a_pnr_stream_stopped_at_each_task_boundary_resumes_to_the_straight_stream(tmp_path):
+    """One epoch per task and train.stop_after=1: the run stops exactly at the task boundary, and the resumed
+    task 1 must rebuild its frozen previous model and PNR's old queue from task 0's checkpoint."""
+    from tiny_runs import tiny
+
+    from synco.engine.checkpoint import load_checkpoint
+    from synco.pipelines.continual import run_continual
+
+    stream = ["continual.tasks=2", "continual.task_classes=[[0,1,2,3,4],[5,6,7,8,9]]", "train.epochs=1",
+              "data.subset=512", "method.queue_size=128", "method.symmetric=true", "method.name=moco_v2",
+              "continual.regularizer=pnr", "eval.analysis_every=null"]
+    straight = run_continual(tiny(tmp_path / "straight", *stream))
+    sliced = tiny(tmp_path / "sliced", *stream, "train.stop_after=1")
+    record, stops = run_continual(sliced), 0
+    while not record["finished"]:
+        stops += 1
+        assert stops < 3
+        record = run_continual(sliced, resume=True)
+    assert stops == 1
+    assert record["continual/R_matrix"] == straight["continual/R_matrix"]
+    for part in ("checkpoints/last.ckpt",):
+        a = load_checkpoint(tmp_path / "straight" / "task_1" / part)
+        b = load_checkpoint(tmp_path / "sliced" / "task_1" / part)
+        assert any(k.startswith("frozen.") for k in a["model"]) and "old_queue.keys" in a["model"]
+        assert a["model"].keys() == b["model"].keys()
+        for name, value in a["model"].items():
+            torch.testing.assert_close(b["model"][name], value, rtol=0, atol=0, msg=name)
+        for i, state in a["optimizer"]["state"].items():
+            torch.testing.assert_close(b["optimizer"]["state"][i]["momentum_buffer"], state["momentum_buffer"],
+                                       rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", ["simclr", "byol"])
 @pytest.mark.parametrize("kind", ["cassle", "pnr"])
 def test_simclr_and_byol_bases(name, kind):
