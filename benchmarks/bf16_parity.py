@@ -102,8 +102,8 @@ def gradients(method, views, variant: str, seed: int) -> tuple[float, dict[str, 
     head = float32_head(method) if variant == "bf16-fp32-head" else contextlib.nullcontext()
     with autocast, form, head:
         out = method.training_step(batch, context)
-    out["loss"].backward()
-    return float(out["loss"]), {n: p.grad.double().clone() for n, p in method.named_parameters()
+    out.loss.backward()
+    return float(out.loss), {n: p.grad.double().clone() for n, p in method.named_parameters()
                                 if p.grad is not None}
 
 

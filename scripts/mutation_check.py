@@ -75,7 +75,7 @@ MUTATIONS = [
   'tmp = path.with_name(path.name + ".tmp")', "tmp = path", "tests/engine/test_checkpoint.py"),
  # State across a resume or a process boundary; schedules; masks and splits at their edges; losses' inputs.
  ("MoCo-v2+'s momentum computed but not applied", "synco/methods/moco.py",
-  'self.momentum_update(out.get("momentum"))', "self.momentum_update()",
+  'self.momentum_update(out.momentum)', "self.momentum_update()",
   "tests/methods/test_momentum_schedule.py"),
  ("the learning-rate schedule restarts after a resume", "synco/engine/fit.py",
   'trainee.scheduler.load_state_dict(state["scheduler"])', "pass",
@@ -159,6 +159,13 @@ MUTATIONS = [
  ("the shuffle stream is not restored on resume", "synco/engine/rng.py",
   'self.shuffle.set_state(state["shuffle"])', "pass",
   "tests/engine/test_preemption.py"),
+ ("CaSSLe's distillation left out of the regularised loss", "synco/continual/regularizers.py",
+  "return out.loss + module.distill_weight * distill, distill\n\n\ndef _cassle_byol",
+  "return out.loss + 0 * distill, distill\n\n\ndef _cassle_byol",
+  "tests/continual/test_regularized.py"),
+ ("the regulariser's form chosen by the wrong family", "synco/continual/regularized.py",
+  "self.regularizer.forms[self.family](", "next(iter(self.regularizer.forms.values()))(",
+  "tests/continual/test_regularized.py"),
 ]
 only = sys.argv[1:]
 for i, (name, f, old, new, tests) in enumerate(MUTATIONS):

@@ -21,7 +21,7 @@ from synco.data.views import ViewConfig, check_views, view_specs
 from synco.errors import first_line
 from synco.methods.moco import MoCoConfig
 from synco.models.backbones import TIMM_ALIASES, is_backbone, list_backbones
-from synco.registry import DATASETS, METHODS
+from synco.registry import DATASETS, METHODS, REGULARIZERS
 
 SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("sgd", "lars", "adam", "adamw")  # built by synco.engine.optim
@@ -270,14 +270,16 @@ def validate(cfg: DictConfig) -> None:
     choice(cfg, "finetune.loss", FINETUNE_LOSSES)
     at_least(cfg, "continual.tasks", 1)
     choice(cfg, "continual.split", ("class", "data"))
-    choice(cfg, "continual.regularizer", ("none", "cassle", "pnr"))
+    choice(cfg, "continual.regularizer", ("none", *REGULARIZERS.names()))
     choice(cfg, "continual.frozen_batchnorm", ("eval", "train"))
     choice(cfg, "continual.pseudo_negatives", ("both", "plasticity", "stability"))
     at_least(cfg, "continual.linear_epochs", 1, optional=True)
     if cfg.continual.regularizer != "none":
         family = METHODS.get(cfg.method.name).continual_family
         with_family = [n for n, s in METHODS.items() if s.continual_family is not None]
-        if family is None:
+        forms = REGULARIZERS.get(cfg.continual.regularizer).forms
+        if family is None or family not in forms:
+            with_family = [n for n in with_family if METHODS.get(n).continual_family in forms]
             raise ConfigError(f"continual.regularizer={cfg.continual.regularizer} has no form for method.name="
                               f"{cfg.method.name}: use one of {with_family} (MoCo bases with method.symmetric=true)")
     choice(cfg, "finetune.weighting", ("anchor", "positive"))

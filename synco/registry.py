@@ -95,6 +95,8 @@ METHODS: Registry = Registry("method", ("synco.methods.moco", "synco.methods.sim
                                           "synco.methods.supcon", "synco.methods.hscl", "synco.methods.byol",
                                           "synco.methods.simsiam", "synco.methods.barlow_twins", "synco.methods.vicreg",
                                           "synco.methods.swav"))
+#: Continual regularisers (``continual.regularizer``): name -> :class:`synco.continual.regularizers.Regularizer`.
+REGULARIZERS: Registry = Registry("continual regulariser", ("synco.continual.regularizers",))
 #: Loss modules (``synco.losses``): name -> nn.Module class.
 LOSSES: Registry = Registry("loss", ("synco.losses",))
 #: Data sets (``synco.data.datasets``): name -> :class:`synco.data.datasets.DatasetSpec`.

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from synco.analysis.hard_negatives import isotropy, label_record
 from synco.analysis.negatives import false_negative_rates, hardness_profile, proxy_accuracy, strategy_statistics
 from synco.functional.representation import alignment, class_distance_ratios, effective_rank, uniformity
+from synco.methods.outputs import QueueOutput, StepOutput, innermost
 
 
 class NegativeLog:
@@ -36,20 +37,22 @@ class NegativeLog:
             self.sums[key] += value
             self.counts[key] += 1
 
-    def observe_step(self, out: dict, batch) -> None:
-        """``observe`` for the training loop: a method's step output (with ``queue_image_index``) and its Batch."""
-        self.observe(out, batch.index, out["queue_image_index"])
+    def observe_step(self, out: StepOutput, batch) -> None:
+        """``observe`` for the training loop: a method's step output (a ``QueueOutput`` with
+        ``queue_image_index``, possibly inside a wrapper's record) and its Batch."""
+        out = innermost(out)
+        self.observe(out, batch.index, out.queue_image_index)
 
     @torch.no_grad()
-    def observe(self, out: dict, index: torch.Tensor, queue_image_index: torch.Tensor) -> None:
+    def observe(self, out: QueueOutput, index: torch.Tensor, queue_image_index: torch.Tensor) -> None:
         """One step: ``out`` from ``MoCo.training_step``, this rank's image indices (b,), the queue's (K,)."""
-        positive, queue_logits, synthetic = out["positive"], out["queue_logits"].detach(), out["synthetic_logits"]
+        positive, queue_logits, synthetic = out.positive, out.queue_logits.detach(), out.synthetic_logits
         synthetic = synthetic.detach()
         self._add(proxy_accuracy(positive, queue_logits, synthetic))
         profile = hardness_profile(positive, queue_logits, self.temperature, self.top).cpu()
         self.hardness = profile if self.hardness is None else self.hardness + profile
         self.hardness_steps += 1
-        sources = out["sources"]
+        sources = out.sources
         if sources is None:
             self._add({"max_real_logit": queue_logits.max(dim=1).values.mean().item()})
             return

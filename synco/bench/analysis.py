@@ -36,7 +36,7 @@ def run_analysis_cost(recipes: str, repeats: int, every: int) -> dict:
     def step(observe: bool) -> None:
         out = method.training_step(batch_of_views, StepContext(10**9, g, g, observe=observe))
         optimizer.zero_grad()
-        out["loss"].backward()
+        out.loss.backward()
         optimizer.step()
         if observe:
             log.observe_step(out, batch_of_views)

@@ -74,7 +74,7 @@ def _head_functions(setting: HeadSetting) -> tuple[dict, dict]:
 
         def head(method=method, synthesis=synthesis):
             query = query0.clone().requires_grad_(True)
-            method.loss(query, key, None, True, synthesis)["loss"].backward()
+            method.loss(query, key, None, True, synthesis).loss.backward()
 
         fns[name], methods[name] = head, method
     return fns, methods

@@ -97,7 +97,7 @@ def queue_step_rows(recipe: str = "configs/pretrain/cifar10/synco.yaml", batch: 
         def step(method=method, opt=opt, step_batch=step_batch, context=context):
             out = method.training_step(step_batch, context)
             opt.zero_grad()
-            out["loss"].backward()
+            out.loss.backward()
             opt.step()
             method.after_step(out, step_batch)
 

@@ -44,7 +44,7 @@ def training_step_function(method, lr: float, views: torch.Tensor, generator: to
     def step():
         out = method.training_step(batch, context)
         opt.zero_grad()
-        out["loss"].backward()
+        out.loss.backward()
         opt.step()
         method.after_step(out, batch)
 

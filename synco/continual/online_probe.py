@@ -23,6 +23,7 @@ from torch import nn
 
 from synco.data.batch import Batch
 from synco.methods.base import Method, StepContext
+from synco.methods.outputs import ProbedOutput
 
 
 class OnlineProbe(Method):
@@ -61,19 +62,17 @@ class OnlineProbe(Method):
         backbone.train(mode)
         return out
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> ProbedOutput:
         out = self.inner.training_step(batch, context)
         if batch.labels is None:
             raise ValueError("continual.online_probe=true needs labelled images (the probe trains on their labels)")
         logits = self.classifier(self.features(batch.views[0]))  # (B, C)
         probe_loss = F.cross_entropy(logits, batch.labels)
-        out["online_probe_loss"] = probe_loss.detach()
-        out["online_probe_correct"] = (logits.argmax(1) == batch.labels).float().mean().detach()
-        out["loss"] = out["loss"] + probe_loss
-        return out
+        correct = (logits.argmax(1) == batch.labels).float().mean().detach()
+        return ProbedOutput(loss=out.loss + probe_loss, base=out, probe_loss=probe_loss.detach(), probe_correct=correct)
 
-    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
-        self.inner.after_step(out, batch)
+    def after_step(self, out: ProbedOutput, batch: Batch) -> None:
+        self.inner.after_step(out.base, batch)
 
     def epoch_log(self, epoch: int) -> dict:
         return self.inner.epoch_log(epoch)

@@ -27,7 +27,10 @@ synthetic negatives (made from the current queue) after the warm-up: an option n
 ``continual.pseudo_negatives=plasticity|stability`` keeps PNR's pseudo-negatives in one term only (the
 symmetry ablation). Each epoch logs the effective rank of the queues' keys (current and, for PNR, old
 outputs): how diverse the negatives are. A method's family is declared at its registration
-(``MethodSpec.continual_family``); methods without one are refused by the configuration.
+(``MethodSpec.continual_family``); methods without one are refused by the configuration. The regularisers'
+forms, and what each family's form reads from the base's step output, are in
+:mod:`synco.continual.regularizers` (the registry ``synco.registry.REGULARIZERS``); this module holds the
+parts they share (the frozen copy, the predictor, the old queues) and the step that calls them.
 """
 
 from __future__ import annotations
@@ -35,34 +38,21 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from synco import distributed
+from synco.continual.regularizers import FAMILY_NEEDS
 from synco.data.batch import Batch
 from synco.functional.representation import effective_rank
-from synco.functional import (
-    contrastive_distill_loss,
-    pnr_byol_regularizer,
-    pnr_moco_loss,
-    pnr_simclr_loss,
-    predictive_distill_loss,
-)
 from synco.memory import NegativeQueue
 from synco.methods.base import Method, StepContext
+from synco.methods.outputs import RegularizedOutput, missing_fields
+from synco.registry import REGULARIZERS
 
 
 def predictor(dim: int, hidden: int) -> nn.Module:
     """CaSSLe's distillation predictor: Linear(D, H) - BatchNorm1d - ReLU - Linear(H, D)."""
     return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
-
-
-#: The base families a regulariser has a form for, and what each needs from the base's step outputs.
-FAMILY_NEEDS = {
-    "moco": ("query", "query_view_2", "key", "key_view_2"),  # MoCo-v2+: both views' queries and keys, two queues
-    "simclr": ("z1", "z2"),  # in-batch two-view contrastive: this process's embeddings of both views
-    "byol": ("z1", "z2", "p1", "p2"),  # online projections and predictions
-}
 
 
 class Regularized(Method):
@@ -84,8 +74,11 @@ class Regularized(Method):
         if family not in FAMILY_NEEDS:
             raise ValueError("continual regularisers are built for MoCo-v2+ (method.symmetric=true), SimCLR-like "
                              f"two-view methods and BYOL, not {type(base).__name__}")
-        if kind not in ("cassle", "pnr"):
-            raise ValueError(f"continual.regularizer must be cassle or pnr here, got {kind!r}")
+        if kind not in REGULARIZERS:
+            raise ValueError(f"continual.regularizer must be one of {REGULARIZERS.names()}, got {kind!r}")
+        self.regularizer = REGULARIZERS.get(kind)
+        if family not in self.regularizer.forms:
+            raise ValueError(f"continual.regularizer={kind} has no form for the {family} family")
         self.base, self.kind = base, kind
         self.frozen = copy.deepcopy(base.online_encoder)
         for p in self.frozen.parameters():
@@ -98,7 +91,7 @@ class Regularized(Method):
         self.pseudo_negatives = pseudo_negatives
         self.negative_weight = negative_weight
         self.old_queue = self.old_second_queue = None
-        if kind == "pnr" and self.family == "moco":
+        if self.family in self.regularizer.old_queues:
             size = base.queue.size
             self.old_queue = NegativeQueue(size, dim, generator=torch.Generator().manual_seed(seed + 4))
             self.old_second_queue = NegativeQueue(size, dim, generator=torch.Generator().manual_seed(seed + 5))
@@ -134,45 +127,19 @@ class Regularized(Method):
             self.old_second_queue.load_state_dict({k[len("old_second_queue."):]: v for k, v in state.items()
                                                    if k.startswith("old_second_queue.")})
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> RegularizedOutput:
         out = self.base.training_step(batch, context)
-        missing = [key for key in FAMILY_NEEDS[self.family] if key not in out]
+        needs = FAMILY_NEEDS[self.family]
+        missing = missing_fields(out, needs.output, needs.fields)
         if missing:
             raise KeyError(f"the {self.family} family's regularisers read {missing} from the base's step outputs, "
                            f"which {type(self.base).__name__} does not return")
         view_1, view_2 = batch.views
         with torch.no_grad():
             zb1, zb2 = self.frozen(view_1), self.frozen(view_2)  # (b, D) the previous task's outputs
-        out["frozen_1"], out["frozen_2"] = zb1, zb2
-        if self.family == "moco":
-            q1, q2 = out["query"], out["query_view_2"]
-        else:
-            q1, q2 = out["z1"], out["z2"]
-        g1, g2 = self.predictor(q1), self.predictor(q2)
-        if self.family == "byol":  # BYOL's cosines normalise themselves
-            if self.kind == "cassle":
-                out["distill"] = predictive_distill_loss(g1, g2, zb1, zb2)
-                out["loss"] = out["loss"] + self.distill_weight * out["distill"]
-            else:
-                out["loss"] = out["loss"] + pnr_byol_regularizer(g1, g2, zb1, zb2, self.distill_weight,
-                                                                 self.negative_weight)
-            return out
-        p1, p2 = F.normalize(g1, dim=1), F.normalize(g2, dim=1)
-        if self.kind == "cassle":
-            out["distill"] = contrastive_distill_loss(p1, p2, zb1, zb2, self.distill_temperature)
-            out["loss"] = out["loss"] + self.distill_weight * out["distill"]
-        elif self.family == "simclr":
-            out["loss"] = pnr_simclr_loss(p1, p2, q1, q2, zb1, zb2, self.distill_temperature)
-        else:
-            current = torch.stack([self.base.queue.keys, self.base.second_queue.keys]).detach()
-            old = torch.stack([self.old_queue.keys, self.old_second_queue.keys]).detach()
-            synthetic = None
-            if out["synthetic_logits"].shape[1]:  # SynCo base after its warm-up: synthetic negatives in plasticity
-                synthetic = (out["synthetic_logits"], out["synthetic_logits_view_2"])
-            out["loss"] = pnr_moco_loss(q1, q2, out["key"], out["key_view_2"], p1, p2, zb1, zb2, current, old,
-                                        self.base.temperature, self.distill_temperature, self.pseudo_negatives,
-                                        synthetic)
-        return out
+        g1, g2 = (self.predictor(getattr(out, name)) for name in needs.online)
+        loss, distill = self.regularizer.forms[self.family](self, out, g1, g2, zb1, zb2)
+        return RegularizedOutput(loss=loss, base=out, frozen_1=zb1, frozen_2=zb2, distill=distill)
 
     def epoch_log(self, epoch: int) -> dict:
         """The base's entries, and the diversity of the negatives in the queues: the effective rank (exp of the
@@ -187,9 +154,9 @@ class Regularized(Method):
             out["continual/old_queue_effective_rank"] = effective_rank(old)
         return out
 
-    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
-        self.base.after_step(out, batch)
+    def after_step(self, out: RegularizedOutput, batch: Batch) -> None:
+        self.base.after_step(out.base, batch)
         if self.old_queue is not None:  # the frozen outputs become the next batches' pseudo-negatives
             index = distributed.all_gather_cat(batch.index)
-            self.old_queue.enqueue(distributed.all_gather_cat(out["frozen_1"]), index)
-            self.old_second_queue.enqueue(distributed.all_gather_cat(out["frozen_2"]), index)
+            self.old_queue.enqueue(distributed.all_gather_cat(out.frozen_1), index)
+            self.old_second_queue.enqueue(distributed.all_gather_cat(out.frozen_2), index)

@@ -12,6 +12,7 @@ import torch
 
 from synco.data.batch import Batch
 from synco.methods.base import Method, StepContext
+from synco.methods.outputs import StepOutput
 
 
 def train_step(
@@ -21,7 +22,7 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     batch: Batch,
     context: StepContext,
-    observe: Callable[[dict, Batch], None] | None = None,
+    observe: Callable[[StepOutput, Batch], None] | None = None,
 ) -> torch.Tensor:
     """Forward, backward (gradients averaged over ranks by DDP), optimizer step, then ``method.after_step``.
 
@@ -42,9 +43,9 @@ def train_step(
     with fabric.autocast():
         out = model.training_step(batch, context)
     optimizer.zero_grad(set_to_none=True)
-    fabric.backward(out["loss"])
+    fabric.backward(out.loss)
     optimizer.step()
     if observe is not None:
         observe(out, batch)
     method.after_step(out, batch)
-    return out["loss"].detach()
+    return out.loss.detach()

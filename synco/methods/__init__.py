@@ -1,4 +1,5 @@
-"""Methods: compositions of encoders, memories, negatives and losses, behind one contract (base.py).
+"""Methods: compositions of encoders, memories, negatives and losses, behind one contract (base.py), whose
+steps return the typed records of outputs.py.
 
 Building a method from a configuration (wrapped for continual learning when asked) is
 :func:`synco.compose.build_method`.
@@ -7,6 +8,8 @@ Building a method from a configuration (wrapped for continual learning when aske
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
 from synco.methods.moco import MoCo
+from synco.methods.outputs import EmbeddingOutput, QueueOutput, StepOutput, SwavOutput
 from synco.methods.simclr import SimCLR
 
-__all__ = ["BuildContext", "Encoder", "Method", "MethodSpec", "MoCo", "SimCLR", "StepContext", "build_encoder"]
+__all__ = ["BuildContext", "EmbeddingOutput", "Encoder", "Method", "MethodSpec", "MoCo", "QueueOutput", "SimCLR",
+           "StepContext", "StepOutput", "SwavOutput", "build_encoder"]

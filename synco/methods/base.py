@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from synco.data.batch import Batch
+from synco.methods.outputs import StepOutput
 from synco.models.compiled import CompilableForward
 from synco.models.state import state_mismatch
 from synco.negatives import SyntheticNegatives
@@ -59,8 +60,9 @@ class Method(nn.Module):
     """Base class of every training method; subclasses implement the abstract members below.
 
     Class attributes:
-        negative_analyses: the step's output carries ``queue_logits``, ``synthetic_logits``,
-            ``positive`` and ``sources`` (MoCo-style), so the per-step analyses of negatives apply.
+        negative_analyses: the step returns a :class:`~synco.methods.outputs.QueueOutput` with
+            ``queue_logits``, ``synthetic_logits``, ``positive`` and ``sources``, so the per-step analyses of
+            negatives apply.
         needs_labels: the loss is supervised; the loop refuses data whose images lack labels before it
             trains (an instance may set it from its configuration).
     """
@@ -68,11 +70,12 @@ class Method(nn.Module):
     negative_analyses: bool = False
     needs_labels: bool = False
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
-        """Loss of this process's share of ``batch``: a dict with at least ``loss`` (scalar, with gradient)."""
+    def training_step(self, batch: Batch, context: StepContext) -> StepOutput:
+        """Loss of this process's share of ``batch``: a :class:`~synco.methods.outputs.StepOutput` of the
+        method's family (``synco.methods.outputs``), whose ``loss`` is a scalar with gradient."""
         raise NotImplementedError
 
-    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
+    def after_step(self, out: StepOutput, batch: Batch) -> None:
         """Called after every optimizer step with that step's ``out`` (momentum updates, enqueues)."""
 
     def trainable_parameters(self) -> Iterable[nn.Parameter]:
@@ -166,7 +169,7 @@ class MethodSpec:
         summary: one line for ``synco --help`` and the docs.
         multi_view: the method trains on every view of ``data.views`` (multi-crop); False: on exactly two.
         continual_family: which form of the continual regularisers applies (``moco``, ``simclr``, ``byol``: see
-            ``synco.continual.regularized.FAMILY_NEEDS`` for what each reads from the step outputs); None: the
+            ``synco.continual.regularizers.FAMILY_NEEDS`` for what each reads from the step outputs); None: the
             regularisers are refused for this method.
     """
 

@@ -24,6 +24,7 @@ from synco.data.batch import Batch
 from synco.functional import byol_loss
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
+from synco.methods.outputs import EmbeddingOutput
 from synco.models.momentum import momentum_copy, update_momentum
 from synco.registry import METHODS
 
@@ -64,17 +65,17 @@ class BYOL(Method):
     def momentum_at(self, progress: float) -> float:
         return self.momentum_end - (self.momentum_end - self.momentum) * (math.cos(math.pi * progress) + 1) / 2
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> EmbeddingOutput:
         view_1, view_2 = batch.views
         z1, z2 = self.encoder(view_1), self.encoder(view_2)  # (b, D)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         with torch.no_grad():
             t1, t2 = self.target(view_1), self.target(view_2)
-        return {"loss": byol_loss(p1, p2, t1, t2), "z1": z1, "z2": z2, "p1": p1, "p2": p2,
-                "momentum": self.momentum_at(context.progress)}
+        return EmbeddingOutput(loss=byol_loss(p1, p2, t1, t2), z1=z1, z2=z2, p1=p1, p2=p2,
+                               momentum=self.momentum_at(context.progress))
 
-    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
-        update_momentum(self.encoder, self.target, out["momentum"])
+    def after_step(self, out: EmbeddingOutput, batch: Batch) -> None:
+        update_momentum(self.encoder, self.target, out.momentum)
 
 
 def build_byol(context: BuildContext) -> BYOL:

@@ -21,6 +21,7 @@ from synco import distributed
 from synco.data.batch import Batch
 from synco.methods.base import Method, StepContext
 from synco.methods.encoder import Encoder
+from synco.methods.outputs import EmbeddingOutput
 
 
 class JointEmbedding(Method):
@@ -40,9 +41,9 @@ class JointEmbedding(Method):
     def online_encoder(self) -> Encoder:
         return self.encoder
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> EmbeddingOutput:
         """The criterion of the global batch; ``z1``/``z2``: this process's projections (with their gradient)."""
         view_1, view_2 = batch.views
         z1, z2 = self.encoder(view_1), self.encoder(view_2)  # (b, D) each
         loss = self.criterion(distributed.all_gather_with_grad(z1), distributed.all_gather_with_grad(z2))
-        return {"loss": loss, "z1": z1, "z2": z2}
+        return EmbeddingOutput(loss=loss, z1=z1, z2=z2)

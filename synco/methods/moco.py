@@ -25,6 +25,7 @@ from synco.losses import InfoNCE
 from synco.memory import NegativeQueue
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
+from synco.methods.outputs import QueueOutput
 from synco.models.momentum import momentum_copy, update_momentum
 from synco.models.shuffle import batch_shuffle, batch_shuffle_across_ranks, batch_unshuffle
 from synco.negatives import COUNT_KEYS, SyntheticNegatives, check_num_hard, mask_logits, mochi
@@ -138,7 +139,7 @@ class MoCo(Method):
         """``theta_k <- m theta_k + (1 - m) theta_q`` (:func:`synco.models.momentum.update_momentum`)."""
         update_momentum(self.encoder_q, self.encoder_k, self.momentum if momentum is None else momentum)
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> QueueOutput:
         """:meth:`pair_step` on the batch's two views (both directions for MoCo-v2+); with ``context.observe``
         the output also holds the queue's image indices (before this step's enqueue) for the analyses."""
         images_q, images_k = batch.views
@@ -151,25 +152,25 @@ class MoCo(Method):
         if self.second_queue is not None:  # MoCo-v2+: the other direction, against the view-1 keys
             back = self.pair_step(images_k, images_q, batch.index, synthesize, context.generator,
                                   context.shuffle_generator, labels=batch.labels, queue=self.queue)
-            out["loss"] = (out["loss"] + back["loss"]) / 2
-            out["key_view_2"], out["key"] = out["key"], back["key"]  # keys of view 2 and of view 1
-            out["query_view_2"] = back["query"]  # q2, for regularisers of the two directions (PNR)
-            out["synthetic_logits_view_2"] = back["synthetic_logits"]  # q2's synthetic negatives (PNR + SynCo)
+            out.loss = (out.loss + back.loss) / 2
+            out.key_view_2, out.key = out.key, back.key  # keys of view 2 and of view 1
+            out.query_view_2 = back.query  # q2, for regularisers of the two directions (PNR)
+            out.synthetic_logits_view_2 = back.synthetic_logits  # q2's synthetic negatives (PNR + SynCo)
         if context.observe:
             queue = self.second_queue if self.second_queue is not None else self.queue
-            out["queue_image_index"] = queue.image_index
-        out["momentum"] = self.momentum_at(context.progress)
+            out.queue_image_index = queue.image_index
+        out.momentum = self.momentum_at(context.progress)
         return out
 
-    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
+    def after_step(self, out: QueueOutput, batch: Batch) -> None:
         """Momentum update, then enqueue the keys of the whole global batch, in rank order, so that
         every rank's queue stays equal (MoCo-v2+: view-1 keys to ``queue``, view-2 keys to ``second_queue``)."""
-        self.momentum_update(out.get("momentum"))
+        self.momentum_update(out.momentum)
         labels = None if batch.labels is None else distributed.all_gather_cat(batch.labels)
         index = distributed.all_gather_cat(batch.index)
-        self.queue.enqueue(distributed.all_gather_cat(out["key"]), index, labels)
+        self.queue.enqueue(distributed.all_gather_cat(out.key), index, labels)
         if self.second_queue is not None:
-            self.second_queue.enqueue(distributed.all_gather_cat(out["key_view_2"]), index, labels)
+            self.second_queue.enqueue(distributed.all_gather_cat(out.key_view_2), index, labels)
 
     @torch.no_grad()
     def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -198,7 +199,7 @@ class MoCo(Method):
         return_sources: bool = False,
         labels: torch.Tensor | None = None,
         queue: NegativeQueue | None = None,
-    ) -> dict[str, torch.Tensor]:
+    ) -> QueueOutput:
         """InfoNCE of a batch against the queue and, if ``synthesize``, the synthetic negatives.
 
         Args:
@@ -213,9 +214,10 @@ class MoCo(Method):
             queue: the queue of negatives (default ``self.queue``; MoCo-v2+ passes the other view's).
 
         Returns:
-            dict with ``loss`` (scalar), ``queue_logits`` (B, K, masked) and ``synthetic_logits``
-            (B, S; S = 0 when nothing is synthesised), both un-tempered, ``positive`` (B,) detached q.k,
-            and ``sources`` (``SyntheticSources`` when ``return_sources`` and synthesising, else None).
+            a :class:`~synco.methods.outputs.QueueOutput` with ``loss`` (scalar), ``queue_logits`` (B, K,
+            masked) and ``synthetic_logits`` (B, S; S = 0 when nothing is synthesised), both un-tempered,
+            ``positive`` (B,) detached q.k, ``key``, and ``sources`` (``SyntheticSources`` when
+            ``return_sources`` and synthesising, else None).
         """
         # The head runs in float32 (float64 stays float64) even under autocast: bf16 logits carry
         # ~3 significant digits, too few for a softmax over K + S negatives at temperature 0.2.
@@ -225,7 +227,7 @@ class MoCo(Method):
                               labels, self.queue if queue is None else queue)
 
     def _loss(self, query, key, image_index, synthesize, generator, return_sources, labels,
-              queue: NegativeQueue) -> dict[str, torch.Tensor]:
+              queue: NegativeQueue) -> QueueOutput:
         # No snapshot copy: the training loop enqueues only after backward, and autograd's version
         # counter raises if the queue is modified in place before the gradient has used it.
         queue_keys = queue.keys.detach().to(query.dtype)  # (K, D)
@@ -250,8 +252,8 @@ class MoCo(Method):
                 synthetic_logits = self.negatives.logits(query, queue_keys, **arguments)  # (B, S)
         loss = self.criterion(query, key, queue_logits, synthetic_logits)
         positive = torch.einsum("bd,bd->b", query.detach(), key)  # (B,) for the analyses
-        return {"loss": loss, "queue_logits": queue_logits, "synthetic_logits": synthetic_logits,
-                "positive": positive, "sources": sources}
+        return QueueOutput(loss=loss, key=key, queue_logits=queue_logits, synthetic_logits=synthetic_logits,
+                           positive=positive, sources=sources)
 
     def pair_step(
         self,
@@ -264,7 +266,7 @@ class MoCo(Method):
         return_sources: bool = False,
         labels: torch.Tensor | None = None,
         queue: NegativeQueue | None = None,
-    ) -> dict[str, torch.Tensor]:
+    ) -> QueueOutput:
         """Forward both views and compute the loss; the caller then steps the optimizer and calls
         :meth:`after_step` (momentum update, enqueue of all ranks' keys); ``synco.engine.step.train_step``
         does all of it.
@@ -276,12 +278,12 @@ class MoCo(Method):
             return_sources: as in :meth:`loss`.
 
         Returns:
-            :meth:`loss`'s dict plus ``query`` (B, D) and ``key`` (B, D).
+            :meth:`loss`'s record with ``query`` (B, D) set.
         """
         query = self.encoder_q(images_q)  # (B, D)
         key = self.encode_keys(images_k, shuffle_generator if shuffle_generator is not None else generator)
         out = self.loss(query, key, image_index, synthesize, generator, return_sources, labels, queue)
-        out.update(query=query, key=key)
+        out.query = query
         return out
 
 

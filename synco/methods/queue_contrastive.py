@@ -19,6 +19,7 @@ from synco.memory import NegativeQueue
 from synco.methods.base import StepContext
 from synco.methods.encoder import build_encoder
 from synco.methods.moco import MoCo
+from synco.methods.outputs import QueueOutput
 
 
 class QueueContrastive(MoCo):
@@ -27,7 +28,7 @@ class QueueContrastive(MoCo):
     negative_analyses = False  # no queue logits / synthetic negatives in the step's output
     needs_labels = True
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> QueueOutput:
         if batch.labels is None:
             raise ValueError(f"{type(self.criterion).__name__} needs labels, and this batch has none")
         images_q, images_k = batch.views
@@ -38,7 +39,7 @@ class QueueContrastive(MoCo):
         contrast = torch.cat([all_keys, self.queue.keys.detach().to(all_keys.dtype)])  # (B + K, D)
         contrast_labels = torch.cat([all_labels, self.queue.labels])  # (B + K,)
         loss = self.criterion(query, contrast, batch.labels, contrast_labels)
-        return {"loss": loss, "key": key}
+        return QueueOutput(loss=loss, key=key)
 
 
 def build_queue_method(context, criterion) -> QueueContrastive:

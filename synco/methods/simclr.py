@@ -31,6 +31,7 @@ from synco.data.batch import Batch
 from synco.losses import NTXent
 from synco.methods.base import BuildContext, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
+from synco.methods.outputs import EmbeddingOutput
 from synco.methods.two_view import TwoViewContrastive
 from synco.negatives import COUNT_KEYS, SyntheticNegatives
 from synco.negatives.schedule import SynthesisSchedule, check_schedule
@@ -87,7 +88,7 @@ class SimCLR(TwoViewContrastive):
         self.negatives = negatives if negatives is not None and negatives.num_synthetic > 0 else None
         self.schedule = schedule or SynthesisSchedule(negatives.counts if negatives is not None else ())
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> EmbeddingOutput:
         """NT-Xent of this process's anchors against the global batch of both views (and, on the schedule's
         epochs, against each anchor's synthetic negatives)."""
         view_1, view_2 = batch.views
@@ -99,10 +100,8 @@ class SimCLR(TwoViewContrastive):
         if self.negatives is not None and self.schedule.active(context.epoch):
             self.negatives.counts = self.schedule.counts(context.epoch)
             synthetic = self.in_batch_synthetic_logits(z1, z2, all_z1, all_z2, offset, context.generator)
-        out = {"loss": self.criterion(z1, z2, all_z1, all_z2, offset, synthetic), "z1": z1, "z2": z2}
-        if synthetic is not None:
-            out["synthetic_logits"] = synthetic.detach()
-        return out
+        return EmbeddingOutput(loss=self.criterion(z1, z2, all_z1, all_z2, offset, synthetic), z1=z1, z2=z2,
+                               synthetic_logits=None if synthetic is None else synthetic.detach())
 
     def in_batch_synthetic_logits(self, z1, z2, all_z1, all_z2, offset: int, generator) -> torch.Tensor:
         """(2b, S) un-tempered logits of this process's anchors ``[z1; z2]`` against synthetic negatives made from

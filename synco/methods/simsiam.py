@@ -23,6 +23,7 @@ from synco.data.batch import Batch
 from synco.functional import simsiam_loss
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
+from synco.methods.outputs import EmbeddingOutput
 from synco.models import batchnorm_mlp
 from synco.registry import METHODS
 
@@ -54,11 +55,11 @@ class SimSiam(Method):
     def online_encoder(self) -> Encoder:
         return self.encoder
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> EmbeddingOutput:
         view_1, view_2 = batch.views
         z1, z2 = self.encoder(view_1), self.encoder(view_2)  # (b, D)
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        return {"loss": simsiam_loss(p1, p2, z1, z2), "z1": z1, "z2": z2, "p1": p1, "p2": p2}
+        return EmbeddingOutput(loss=simsiam_loss(p1, p2, z1, z2), z1=z1, z2=z2, p1=p1, p2=p2)
 
 
 def build_simsiam(context: BuildContext) -> SimSiam:

@@ -33,6 +33,7 @@ from synco.data.views import view_specs
 from synco.functional import swav_loss
 from synco.methods.base import BuildContext, Method, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
+from synco.methods.outputs import SwavOutput
 from synco.models import batchnorm_mlp
 from synco.registry import METHODS
 
@@ -105,7 +106,7 @@ class SwAV(Method):
             start = end
         return embeddings
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> SwavOutput:
         """``scores`` (V, B, P) of the global batch; ``z1``/``z2``: this process's embeddings of the first two crops."""
         if max(self.crops_for_assign) >= len(batch.views):
             raise ValueError(f"method.crops_for_assign={list(self.crops_for_assign)} names crops beyond the batch's "
@@ -120,16 +121,14 @@ class SwAV(Method):
             queue_scores = self.queue @ weight.detach().t()  # (A, Q, P)
         loss = swav_loss(scores, self.crops_for_assign, self.temperature, self.epsilon, self.sinkhorn_iterations,
                          queue_scores)
-        out = {"loss": loss, "z1": local[0], "z2": local[1], "scores": scores}
-        if queue_active:
-            out["assigned_embeddings"] = embeddings[list(self.crops_for_assign)].detach()  # (A, B, D)
-        return out
+        assigned = embeddings[list(self.crops_for_assign)].detach() if queue_active else None  # (A, B, D)
+        return SwavOutput(loss=loss, z1=local[0], z2=local[1], scores=scores, assigned_embeddings=assigned)
 
     @torch.no_grad()
-    def after_step(self, out: dict[str, torch.Tensor], batch: Batch) -> None:
+    def after_step(self, out: SwavOutput, batch: Batch) -> None:
         self.steps_done += 1
         self.normalize_prototypes()
-        new = out.get("assigned_embeddings")
+        new = out.assigned_embeddings
         if new is not None:
             size, rows = self.queue.shape[1], new.shape[1]
             kept = max(size - rows, 0)

@@ -19,6 +19,7 @@ from synco import distributed
 from synco.data.batch import Batch
 from synco.methods.base import Method, StepContext
 from synco.methods.encoder import Encoder
+from synco.methods.outputs import EmbeddingOutput
 
 
 class TwoViewContrastive(Method):
@@ -40,7 +41,7 @@ class TwoViewContrastive(Method):
     def online_encoder(self) -> Encoder:
         return self.encoder
 
-    def training_step(self, batch: Batch, context: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, context: StepContext) -> EmbeddingOutput:
         """The criterion of the global batch; ``z1``/``z2``: this process's embeddings (with their gradient)."""
         view_1, view_2 = batch.views
         z1, z2 = self.encoder(view_1), self.encoder(view_2)  # (b, D) each
@@ -52,4 +53,4 @@ class TwoViewContrastive(Method):
         all_z1 = distributed.all_gather_with_grad(z1)  # (B, D)
         all_z2 = distributed.all_gather_with_grad(z2)
         loss = self.criterion(all_z1, all_z2, labels)
-        return {"loss": loss, "z1": z1, "z2": z2}  # this process's embeddings (regularisers and analyses)
+        return EmbeddingOutput(loss=loss, z1=z1, z2=z2)  # this process's embeddings (regularisers and analyses)

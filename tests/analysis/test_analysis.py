@@ -175,10 +175,12 @@ def test_negative_log_ignores_the_queues_random_initial_rows():
     hardest = torch.tensor([[0, 1, 3, 2], [4, 5, 2, 0]])
     sources = SyntheticSources(
         hardest=hardest, index=torch.tensor([[[1, -1], [0, 3]], [[4, -1], [5, 0]]]), strategy=torch.tensor([1, 3]))
+    from synco.methods import QueueOutput
+
     g = torch.Generator().manual_seed(0)
-    out = {"positive": torch.rand(2, generator=g, dtype=torch.float64),
-           "queue_logits": torch.rand(2, 6, generator=g, dtype=torch.float64),
-           "synthetic_logits": torch.rand(2, 2, generator=g, dtype=torch.float64), "sources": sources}
+    out = QueueOutput(loss=torch.zeros(()), key=torch.zeros(2, 4), positive=torch.rand(2, generator=g, dtype=torch.float64),
+                      queue_logits=torch.rand(2, 6, generator=g, dtype=torch.float64),
+                      synthetic_logits=torch.rand(2, 2, generator=g, dtype=torch.float64), sources=sources)
     log.observe(out, index, queue_image_index)
     record = log.epoch_record()
     # Query 0 (class 1): hardest rows 0 (image 3, class 1: hit), 2 (image 5, class 2); rows 1, 3 unknown.

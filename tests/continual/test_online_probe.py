@@ -40,9 +40,9 @@ def test_the_probe_adds_its_cross_entropy_and_nothing_else(tmp_path):
         logits = method.classifier(method.inner.online_encoder.backbone(batch.views[0]))
     method.inner.online_encoder.backbone.train()
     ce = torch.nn.functional.cross_entropy(logits, batch.labels)
-    torch.testing.assert_close(out["loss"], ref["loss"] + ce)
-    out["loss"].backward()
-    ref["loss"].backward()
+    torch.testing.assert_close(out.loss, ref.loss + ce)
+    out.loss.backward()
+    ref.loss.backward()
     for (name, p), q in zip(method.inner.encoder_q.named_parameters(), plain.encoder_q.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=name)  # the probe's gradient stops at the features
     assert method.classifier.weight.grad.abs().sum() > 0

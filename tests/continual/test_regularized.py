@@ -33,17 +33,17 @@ def test_the_step_is_the_papers_loss_of_its_own_tensors(kind):
     old = torch.stack([method.old_queue.keys, method.old_second_queue.keys]).clone() if kind == "pnr" else None
     frozen_before = {k: v.clone() for k, v in method.frozen.state_dict().items()}
     out = method.training_step(Batch(views=(x1, x2), index=torch.arange(8)), StepContext())
-    q1, q2, k1, k2 = out["query"], out["query_view_2"], out["key"], out["key_view_2"]
+    q1, q2, k1, k2 = out.base.query, out.base.query_view_2, out.base.key, out.base.key_view_2
     p1, p2 = (torch.nn.functional.normalize(method.predictor(q), dim=1) for q in (q1, q2))
-    zb1, zb2 = out["frozen_1"], out["frozen_2"]
+    zb1, zb2 = out.frozen_1, out.frozen_2
     with torch.no_grad():
         torch.testing.assert_close(zb1, method.frozen(x1))  # the frozen encoder in eval mode gives the same
     if kind == "cassle":
         expected = mocov2plus_loss(q1, q2, k1, k2, queues, 0.2) + contrastive_distill_loss(p1, p2, zb1, zb2, 0.2)
     else:
         expected = pnr_moco_loss(q1, q2, k1, k2, p1, p2, zb1, zb2, queues, old, 0.2, 0.2)
-    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
-    out["loss"].backward()
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-10)
+    out.loss.backward()
     assert all(p.grad is None for p in method.frozen.parameters())
     assert any(p.grad is not None for p in method.predictor.parameters())
     method.after_step(out, Batch(views=(), index=torch.arange(8)))
@@ -153,17 +153,17 @@ def test_simclr_and_byol_bases(name, kind):
     method = build_method(load_config(None, settings), 3, 100, 0).double()
     x1, x2 = views(1)
     out = method.training_step(Batch(views=(x1, x2), index=torch.arange(8)), StepContext())
-    z1, z2, zb1, zb2 = out["z1"], out["z2"], out["frozen_1"], out["frozen_2"]
+    z1, z2, zb1, zb2 = out.base.z1, out.base.z2, out.frozen_1, out.frozen_2
     g1, g2 = method.predictor(z1), method.predictor(z2)
     p1, p2 = (torch.nn.functional.normalize(g, dim=1) for g in (g1, g2))
     if name == "simclr":
         expected = (nt_xent_loss(z1, z2, 0.5) + contrastive_distill_loss(p1, p2, zb1, zb2, 0.2) if kind == "cassle"
                     else pnr_simclr_loss(p1, p2, z1, z2, zb1, zb2, 0.2))
     else:
-        base = byol_loss(out["p1"], out["p2"], method.base.target(x1), method.base.target(x2))
+        base = byol_loss(out.base.p1, out.base.p2, method.base.target(x1), method.base.target(x2))
         expected = base + (predictive_distill_loss(g1, g2, zb1, zb2) if kind == "cassle"
                            else pnr_byol_regularizer(g1, g2, zb1, zb2, 1.0, 0.5))
-    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-9)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-9)
 
 
 def test_pnr_with_a_synco_base_puts_synthetic_negatives_in_the_plasticity_terms():
@@ -176,12 +176,12 @@ def test_pnr_with_a_synco_base_puts_synthetic_negatives_in_the_plasticity_terms(
     old = torch.stack([method.old_queue.keys, method.old_second_queue.keys]).clone()
     out = method.training_step(Batch(views=(x1, x2), index=torch.arange(8)),
                                StepContext(epoch=1, generator=torch.Generator().manual_seed(0)))
-    assert out["synthetic_logits"].shape[1] > 0 and out["synthetic_logits_view_2"].shape == out["synthetic_logits"].shape
-    p1, p2 = (torch.nn.functional.normalize(method.predictor(q), dim=1) for q in (out["query"], out["query_view_2"]))
-    synthetic = (out["synthetic_logits"], out["synthetic_logits_view_2"])
-    expected = pnr_moco_loss(out["query"], out["query_view_2"], out["key"], out["key_view_2"], p1, p2,
-                             out["frozen_1"], out["frozen_2"], queues, old, 0.2, 0.2, "both", synthetic)
-    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
+    assert out.base.synthetic_logits.shape[1] > 0 and out.base.synthetic_logits_view_2.shape == out.base.synthetic_logits.shape
+    p1, p2 = (torch.nn.functional.normalize(method.predictor(q), dim=1) for q in (out.base.query, out.base.query_view_2))
+    synthetic = (out.base.synthetic_logits, out.base.synthetic_logits_view_2)
+    expected = pnr_moco_loss(out.base.query, out.base.query_view_2, out.base.key, out.base.key_view_2, p1, p2,
+                             out.frozen_1, out.frozen_2, queues, old, 0.2, 0.2, "both", synthetic)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-10)
 
 
 def test_the_family_is_declared_at_registration_not_inferred_from_the_class():
@@ -205,3 +205,33 @@ def test_the_family_is_declared_at_registration_not_inferred_from_the_class():
     views = tuple(torch.randn(4, 3, 8, 8) for _ in range(2))
     with pytest.raises(KeyError, match=r"\['p1', 'p2'\]"):
         wrong.training_step(Batch(views=views, index=torch.arange(4)), StepContext())
+
+
+def test_a_new_regulariser_is_one_registry_entry_with_the_families_it_has_a_form_for():
+    """A regulariser registered with a form for the simclr family only: the configuration offers it, refuses it
+    for a MoCo base in one line, and the step is the form's loss of the base's own outputs."""
+    from synco.continual.regularizers import Regularizer
+    from synco.registry import REGULARIZERS
+
+    def anchor(module, out, g1, g2, zb1, zb2):  # pull the predicted embeddings onto the frozen ones
+        distill = (g1 - zb1).pow(2).sum(1).mean() + (g2 - zb2).pow(2).sum(1).mean()
+        return out.loss + module.distill_weight * distill, distill
+
+    REGULARIZERS.register("anchor", Regularizer({"simclr": anchor}))
+    try:
+        with pytest.raises(ConfigError, match="continual.regularizer=anchor has no form for method.name=moco_v2"):
+            load_config(None, BASE + ["continual.regularizer=anchor"])
+        cfg = load_config(None, ["method.name=simclr", "model.backbone=small_cnn", "model.embedding_dim=16",
+                                 "model.bn_splits=1", "train.batch_size=8", "continual.regularizer=anchor",
+                                 "continual.current_task=1", "continual.predictor_hidden=32",
+                                 "continual.distill_weight=0.5"])
+        method = build_method(cfg, 3, 100, 0).double()
+        x1, x2 = views(3)
+        out = method.training_step(Batch(views=(x1, x2), index=torch.arange(8)), StepContext())
+        g1, g2 = method.predictor(out.base.z1), method.predictor(out.base.z2)
+        expected = out.base.loss + 0.5 * ((g1 - out.frozen_1).pow(2).sum(1).mean()
+                                          + (g2 - out.frozen_2).pow(2).sum(1).mean())
+        assert out.loss.item() == pytest.approx(expected.item(), rel=1e-12)
+        assert out.distill is not None and method.old_queue is None
+    finally:
+        REGULARIZERS.unregister("anchor")

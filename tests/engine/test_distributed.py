@@ -17,6 +17,7 @@ import torch
 from two_processes import run_worker
 
 from synco.data.batch import Batch
+from synco.methods import QueueOutput
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +34,13 @@ def single_process_reference():
         key = method.encode_keys(view_k)  # no batch norm: shuffling cannot change the keys
         halves = [
             method.loss(query[r * local:(r + 1) * local], key[r * local:(r + 1) * local],
-                        index[r * local:(r + 1) * local], step >= 1, synthesis[r])["loss"]
+                        index[r * local:(r + 1) * local], step >= 1, synthesis[r]).loss
             for r in range(ddp_worker.WORLD)
         ]
         optimizer.zero_grad()
         (sum(halves) / len(halves)).backward()  # DDP averages the ranks' gradients
         optimizer.step()
-        method.after_step({"key": key.detach()}, Batch(views=(view_q, view_k), index=index))
+        method.after_step(QueueOutput(loss=sum(halves), key=key.detach()), Batch(views=(view_q, view_k), index=index))
         losses.append(torch.stack([h.detach() for h in halves]))
     return torch.stack(losses), method.state_dict()
 

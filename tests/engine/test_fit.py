@@ -16,7 +16,7 @@ from synco.engine.inputs import augmentation, load_splits, views_iterator
 from synco.engine.launch import build_fabric
 from synco.engine.metrics import MetricsWriter, read_metrics
 from synco.engine.rng import RunGenerators
-from synco.methods import Method, MethodSpec, build_encoder
+from synco.methods import Method, MethodSpec, StepOutput, build_encoder
 from synco.pipelines.pretrain import pretrain
 from synco.registry import METHODS
 
@@ -48,7 +48,7 @@ class AlignOnly(Method):
 
     def training_step(self, batch, context):
         z1, z2 = self.encoder(batch.views[0]), self.encoder(batch.views[1])
-        return {"loss": self.weight * (z1 - z2).pow(2).sum(1).mean()}
+        return StepOutput(loss=self.weight * (z1 - z2).pow(2).sum(1).mean())
 
     def after_step(self, out, batch):
         self.after_steps += 1

@@ -20,14 +20,14 @@ def test_byol_step_loss_momentum_and_target():
     out = method.training_step(Batch(views=views, index=torch.arange(8)), StepContext(progress=0.25))
     with torch.no_grad():
         t1, t2 = method.target(views[0]), method.target(views[1])
-    p1, p2 = out["p1"].detach(), out["p2"].detach()
+    p1, p2 = out.p1.detach(), out.p2.detach()
 
     def d(a, b):
         return sum(2 - 2 * float(a[i] @ b[i]) / math.sqrt(float(a[i] @ a[i]) * float(b[i] @ b[i])) for i in range(8)) / 8
 
-    assert out["loss"].item() == pytest.approx(d(p1, t2) + d(p2, t1), rel=1e-10)
-    assert out["momentum"] == pytest.approx(1.0 - 0.01 * (math.cos(math.pi * 0.25) + 1) / 2)
-    out["loss"].backward()
+    assert out.loss.item() == pytest.approx(d(p1, t2) + d(p2, t1), rel=1e-10)
+    assert out.momentum == pytest.approx(1.0 - 0.01 * (math.cos(math.pi * 0.25) + 1) / 2)
+    out.loss.backward()
     assert all(p.grad is None for p in method.target.parameters())
     trainable = {id(p) for p in method.trainable_parameters()}
     assert not trainable & {id(p) for p in method.target.parameters()}
@@ -35,7 +35,7 @@ def test_byol_step_loss_momentum_and_target():
     method.after_step(out, Batch(views=(), index=torch.arange(8)))
     online = list(method.encoder.parameters())
     for b, t, o in zip(before, method.target.parameters(), online):
-        torch.testing.assert_close(t, out["momentum"] * b + (1 - out["momentum"]) * o.detach())
+        torch.testing.assert_close(t, out.momentum * b + (1 - out.momentum) * o.detach())
 
 
 def test_byol_momentum_settings_are_checked():

@@ -52,10 +52,10 @@ def train(method, optimizer, steps):
         torch.manual_seed(step)  # any draw from the global generator repeats in the resumed run
         out = method.training_step(batch(step), context(step))
         optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        out.loss.backward()
         optimizer.step()
         method.after_step(out, batch(step))
-        losses.append(out["loss"].item())
+        losses.append(out.loss.item())
     return losses
 
 
@@ -75,8 +75,8 @@ def test_every_registered_method_has_a_cifar10_recipe():
 def test_one_step_trains_only_the_trainable_parameters(name):
     method = build(name).train()
     out = method.training_step(batch(0), context(0))
-    assert out["loss"].dim() == 0 and math.isfinite(out["loss"].item()) and out["loss"].requires_grad
-    out["loss"].backward()
+    assert out.loss.dim() == 0 and math.isfinite(out.loss.item()) and out.loss.requires_grad
+    out.loss.backward()
     trainable = {id(p) for p in method.trainable_parameters()}
     assert trainable, "no trainable parameters"
     reached = [n for n, p in method.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]

@@ -33,7 +33,7 @@ def run_steps(model, steps=2, synthesize=True):
     for s in range(steps):
         out = model.pair_step(images(2 * s), images(2 * s + 1), torch.arange(8) + 8 * s, synthesize, gen)
         opt.zero_grad()
-        out["loss"].backward()
+        out.loss.backward()
         opt.step()
         model.after_step(out, Batch(views=(), index=torch.arange(8) + 8 * s))  # momentum update, enqueue
         outs.append(out)
@@ -51,16 +51,16 @@ def test_synco_with_all_counts_zero_equals_moco_v2():
     moco, synco = method("moco_v2"), method("synco", ZERO)
     assert_same_state(moco, synco)
     for a, b in zip(run_steps(moco, 3), run_steps(synco, 3)):
-        assert torch.equal(a["loss"], b["loss"])
-        assert torch.equal(a["queue_logits"], b["queue_logits"])
-        assert a["synthetic_logits"].shape[1] == b["synthetic_logits"].shape[1] == 0
+        assert torch.equal(a.loss, b.loss)
+        assert torch.equal(a.queue_logits, b.queue_logits)
+        assert a.synthetic_logits.shape[1] == b.synthetic_logits.shape[1] == 0
     assert_same_state(moco, synco)
 
 
 def test_synco_during_warmup_equals_moco_v2():
     moco, synco = method("moco_v2"), method("synco")
     for a, b in zip(run_steps(moco, 2), run_steps(synco, 2, synthesize=False)):
-        assert torch.equal(a["loss"], b["loss"])
+        assert torch.equal(a.loss, b.loss)
     assert_same_state(moco, synco)
 
 
@@ -70,12 +70,12 @@ def test_synco_step_equals_info_nce_over_queue_and_its_synthetic_negatives():
     keys = synco.queue.keys.clone()
     out = synco.pair_step(images(0), images(1), torch.arange(8), True, torch.Generator().manual_seed(4),
                           torch.Generator().manual_seed(9))
-    assert out["synthetic_logits"].shape == (8, 256 + 256 + 256 + 64 * 3)
-    query, key = out["query"].detach().double(), out["key"].double()
+    assert out.synthetic_logits.shape == (8, 256 + 256 + 256 + 64 * 3)
+    query, key = out.query.detach().double(), out.key.double()
     # The draws are made in the query's dtype (float32 here), so the sample is drawn from the float32 query.
-    sample = synco.negatives.sample(out["query"].detach(), keys, generator=torch.Generator().manual_seed(4))
+    sample = synco.negatives.sample(out.query.detach(), keys, generator=torch.Generator().manual_seed(4))
     negatives = [list(keys.double()) + list(sample.vectors[b].double()) for b in range(8)]
-    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-5)
+    assert out.loss.item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-5)
 
 
 def test_same_image_masking_with_synthesis_never_uses_own_keys_as_sources():
@@ -91,13 +91,13 @@ def test_same_image_masking_with_synthesis_never_uses_own_keys_as_sources():
     own = synco.queue.same_image_mask(index)  # (8, 64)
     assert own.sum().item() == 12
     out = synco.loss(query, key, index, True, torch.Generator().manual_seed(5), return_sources=True)
-    rows = torch.cat([out["sources"].hardest, out["sources"].index.flatten(1)], dim=1)  # (8, N + 2S)
+    rows = torch.cat([out.sources.hardest, out.sources.index.flatten(1)], dim=1)  # (8, N + 2S)
     for b in range(8):
         used = {r for r in rows[b].tolist() if r >= 0}
         assert not used & set(own[b].nonzero().flatten().tolist()), b
     sample = synco.negatives.sample(query, synco.queue.keys, generator=torch.Generator().manual_seed(5), exclude=own)
     negatives = [[synco.queue.keys[k] for k in range(64) if not own[b, k]] + list(sample.vectors[b]) for b in range(8)]
-    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+    assert out.loss.item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
 
 
 def test_mochi_recipe_maps_s_and_s_prime_to_mixup_and_query_mixes():
@@ -128,12 +128,12 @@ def test_loss_equals_reference_with_the_methods_own_negatives():
     out = synco.loss(query, key, None, True, torch.Generator().manual_seed(5))
     sample = synco.negatives.sample(query, synco.queue.keys, generator=torch.Generator().manual_seed(5))
     negatives = [list(synco.queue.keys) + list(sample.vectors[b]) for b in range(8)]
-    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+    assert out.loss.item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
     # Sources only on request (the analyses), from the same draws: same loss, rows among the hardest.
-    assert out["sources"] is None
+    assert out.sources is None
     traced = synco.loss(query, key, None, True, torch.Generator().manual_seed(5), return_sources=True)
-    assert traced["loss"].item() == out["loss"].item()
-    assert torch.equal(traced["sources"].index[..., 0], sample.index[..., 0])
+    assert traced.loss.item() == out.loss.item()
+    assert torch.equal(traced.sources.index[..., 0], sample.index[..., 0])
 
 
 def test_mochi_setting_uses_types_1_and_3_only():
@@ -151,7 +151,7 @@ def test_same_image_masking_removes_own_keys_from_the_loss():
     out = synco.loss(query, key, torch.arange(8), synthesize=False)
     own = synco.queue.same_image_mask(torch.arange(8))
     negatives = [[synco.queue.keys[k] for k in range(64) if not own[b, k]] for b in range(8)]
-    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+    assert out.loss.item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
 
 
 def test_masking_defaults_on_when_queue_holds_the_whole_dataset():
@@ -198,8 +198,8 @@ def test_head_runs_in_float32_under_bf16_autocast():
     key = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).to(torch.bfloat16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = method.loss(query, key, generator=torch.Generator().manual_seed(0))
-    assert out["queue_logits"].dtype == out["synthetic_logits"].dtype == out["loss"].dtype == torch.float32
-    out["loss"].backward()
+    assert out.queue_logits.dtype == out.synthetic_logits.dtype == out.loss.dtype == torch.float32
+    out.loss.backward()
     assert query.grad.dtype == torch.bfloat16 and torch.isfinite(query.grad.float()).all()
 
 
@@ -215,12 +215,12 @@ def test_label_aware_synthesis_never_selects_same_class_rows_but_keeps_them_as_n
                         labels[[3, 4, 5, 0, 1, 2, 6, 7]])
     same = synco.queue.same_class_mask(labels)
     out = synco.loss(query, key, None, True, torch.Generator().manual_seed(5), return_sources=True, labels=labels)
-    rows = torch.cat([out["sources"].hardest, out["sources"].index.flatten(1)], dim=1)
+    rows = torch.cat([out.sources.hardest, out.sources.index.flatten(1)], dim=1)
     for b in range(8):
         assert not {r for r in rows[b].tolist() if r >= 0} & set(same[b].nonzero().flatten().tolist()), b
     sample = synco.negatives.sample(query, synco.queue.keys, generator=torch.Generator().manual_seed(5), exclude=same)
     negatives = [list(synco.queue.keys) + list(sample.vectors[b]) for b in range(8)]  # same-class rows stay in
-    assert out["loss"].item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
+    assert out.loss.item() == pytest.approx(info_nce_reference(query, key, negatives, 0.2), rel=1e-10)
     with pytest.raises(ValueError, match="exclude_same_class needs the batch's labels"):
         synco.loss(query, key, None, True)
 
@@ -244,8 +244,8 @@ def test_mocov2plus_is_the_symmetric_loss_with_a_queue_per_view_and_a_rising_mom
     with torch.no_grad():
         q1, q2, k1, k2 = m.encoder_q(x1), m.encoder_q(x2), m.encoder_k(x1), m.encoder_k(x2)
     expected = mocov2plus_loss(q1, q2, k1, k2, torch.stack([view_1_keys, view_2_keys]), 0.2)
-    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
-    assert out["momentum"] == pytest.approx(0.995)  # halfway up the cosine from 0.99 to 1.0
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-10)
+    assert out.momentum == pytest.approx(0.995)  # halfway up the cosine from 0.99 to 1.0
     assert m.momentum_at(0.0) == pytest.approx(0.99) and m.momentum_at(1.0) == pytest.approx(1.0)
     m.after_step(out, Batch(views=(), index=torch.arange(8)))
     torch.testing.assert_close(m.queue.keys[:8], k1)  # view-1 keys to the first queue

@@ -31,8 +31,8 @@ def step(name, *extra, epoch=0):
 
 def test_simsiam_step_is_its_loss_of_unnormalised_projections_and_predictions():
     method, out, batch = step("simsiam", "method.projector_hidden=32", "method.predictor_hidden=8")
-    assert out["loss"].item() == pytest.approx(simsiam_loss(out["p1"], out["p2"], out["z1"], out["z2"]).item(), rel=1e-12)
-    assert out["z1"].norm(dim=1).sub(1).abs().max() > 1e-3  # raw projections
+    assert out.loss.item() == pytest.approx(simsiam_loss(out.p1, out.p2, out.z1, out.z2).item(), rel=1e-12)
+    assert out.z1.norm(dim=1).sub(1).abs().max() > 1e-3  # raw projections
     assert isinstance(method.encoder.head[-1], torch.nn.BatchNorm1d) and not method.encoder.head[-1].affine
     assert len([m for m in method.encoder.head if isinstance(m, torch.nn.Linear)]) == 3
 
@@ -41,8 +41,8 @@ def test_simsiam_step_is_its_loss_of_unnormalised_projections_and_predictions():
                                         ("vicreg", vicreg_loss)])
 def test_joint_embedding_step_is_its_loss(name, loss):
     method, out, _ = step(name, "method.projector_hidden=32")
-    assert out["loss"].item() == pytest.approx(loss(out["z1"], out["z2"]).item(), rel=1e-12)
-    assert out["z1"].shape == (6, 16) and out["z1"].norm(dim=1).sub(1).abs().max() > 1e-3
+    assert out.loss.item() == pytest.approx(loss(out.z1, out.z2).item(), rel=1e-12)
+    assert out.z1.shape == (6, 16) and out.z1.norm(dim=1).sub(1).abs().max() > 1e-3
 
 
 def test_swav_step_scores_are_embeddings_against_unit_prototypes():
@@ -51,8 +51,8 @@ def test_swav_step_scores_are_embeddings_against_unit_prototypes():
     torch.testing.assert_close(weight.norm(dim=1), torch.ones(7, dtype=torch.float64))
     with torch.no_grad():  # the two same-size crops go through the encoder as one batch (one batch-norm batch)
         z = method.encoder(torch.cat(batch.views)).view(2, 6, -1)
-    torch.testing.assert_close(out["scores"].detach(), z @ weight.detach().t())
-    assert out["loss"].item() == pytest.approx(swav_loss(out["scores"]).item(), rel=1e-12)
+    torch.testing.assert_close(out.scores.detach(), z @ weight.detach().t())
+    assert out.loss.item() == pytest.approx(swav_loss(out.scores).item(), rel=1e-12)
 
 
 def test_swav_multi_crop_groups_views_by_size_and_predicts_the_global_codes_from_every_crop():
@@ -63,11 +63,11 @@ def test_swav_multi_crop_groups_views_by_size_and_predicts_the_global_codes_from
     views = (*(torch.randn(6, 3, 12, 12, generator=g, dtype=torch.float64) for _ in range(2)),
              *(torch.randn(6, 3, 6, 6, generator=g, dtype=torch.float64) for _ in range(3)))
     out = method.training_step(Batch(views=views, index=torch.arange(6)), StepContext())
-    assert out["scores"].shape == (5, 6, 5)
+    assert out.scores.shape == (5, 6, 5)
     with torch.no_grad():
         z = torch.cat([method.encoder(torch.cat(views[:2])), method.encoder(torch.cat(views[2:]))]).view(5, 6, -1)
-    torch.testing.assert_close(out["scores"].detach(), z @ method.prototypes.weight.detach().t())
-    assert out["loss"].item() == pytest.approx(swav_loss(out["scores"], (0, 1)).item(), rel=1e-12)
+    torch.testing.assert_close(out.scores.detach(), z @ method.prototypes.weight.detach().t())
+    assert out.loss.item() == pytest.approx(swav_loss(out.scores, (0, 1)).item(), rel=1e-12)
 
 
 def test_swav_prototypes_are_frozen_then_trained_and_renormalised():
@@ -82,7 +82,7 @@ def test_swav_prototypes_are_frozen_then_trained_and_renormalised():
     for frozen in (True, False):
         out = method.training_step(batch, StepContext())
         optimizer.zero_grad()
-        out["loss"].backward()
+        out.loss.backward()
         grad = method.prototypes.weight.grad
         assert (grad.abs().max() == 0) == frozen
         optimizer.step()
@@ -103,18 +103,18 @@ def test_swav_queue_fills_from_its_epoch_and_joins_sinkhorn_once_full():
     with torch.no_grad():
         out = method.training_step(batches[0], StepContext(epoch=0))
         method.after_step(out, batches[0])
-        assert int(method.queue_rows) == 0 and "assigned_embeddings" not in out
+        assert int(method.queue_rows) == 0 and out.assigned_embeddings is None
         for b in batches[:2]:
             out = method.training_step(b, StepContext(epoch=1))
-            assert out["loss"].item() == pytest.approx(swav_loss(out["scores"]).item(), rel=1e-12)  # not full
+            assert out.loss.item() == pytest.approx(swav_loss(out.scores).item(), rel=1e-12)  # not full
             method.after_step(out, b)
         assert int(method.queue_rows) == 9
         newest = method.encoder(torch.cat(batches[1].views)).view(2, 6, -1)  # (2, 6, D): the last enqueued
         torch.testing.assert_close(method.queue[:, :6], newest)
         out = method.training_step(batches[2], StepContext(epoch=1))
         queued = method.queue @ method.prototypes.weight.t()
-        assert out["loss"].item() == pytest.approx(swav_loss(out["scores"], queue_scores=queued).item(), rel=1e-12)
-        assert out["loss"].item() != pytest.approx(swav_loss(out["scores"]).item(), rel=1e-9)
+        assert out.loss.item() == pytest.approx(swav_loss(out.scores, queue_scores=queued).item(), rel=1e-12)
+        assert out.loss.item() != pytest.approx(swav_loss(out.scores).item(), rel=1e-9)
 
 
 def test_settings_are_checked_before_any_work():
@@ -143,10 +143,10 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
             batch = Batch(views=(view_1, view_2), index=index)
             out = method.training_step(batch, worker.context(step))
             optimizer.zero_grad()
-            out["loss"].backward()
+            out.loss.backward()
             optimizer.step()
             method.after_step(out, batch)
-            losses.append(out["loss"].detach().repeat(worker.WORLD))  # every rank evaluates the global batch
+            losses.append(out.loss.detach().repeat(worker.WORLD))  # every rank evaluates the global batch
         assert all(math.isfinite(v) for v in torch.stack(losses).flatten().tolist())
         torch.testing.assert_close(result[name]["losses"], torch.stack(losses), rtol=1e-10, atol=1e-10, msg=name)
         for key, value in method.state_dict().items():

@@ -37,8 +37,8 @@ def test_training_step_is_nt_xent_of_the_two_views():
     out = method.training_step(Batch(views=views, index=torch.arange(4)), StepContext())
     with torch.no_grad():
         z1, z2 = method.encoder(views[0]), method.encoder(views[1])
-    assert abs(out["loss"].item() - nt_xent_reference(z1, z2, 0.5)) < 1e-12
-    out["loss"].backward()
+    assert abs(out.loss.item() - nt_xent_reference(z1, z2, 0.5)) < 1e-12
+    out.loss.backward()
     assert all(p.grad is not None for p in method.trainable_parameters())
 
 

@@ -32,16 +32,16 @@ def batch():
 def test_with_every_count_at_zero_it_is_plain_simclr():
     plain, zero = simclr(), simclr("method.negatives.num_interpolate=0")
     out = zero.training_step(batch(), StepContext(generator=torch.Generator().manual_seed(0)))
-    assert torch.equal(out["loss"], plain.training_step(batch(), StepContext())["loss"])
-    assert "synthetic_logits" not in out
+    assert torch.equal(out.loss, plain.training_step(batch(), StepContext()).loss)
+    assert out.synthetic_logits is None
 
 
 def test_synthetic_negatives_come_from_the_anchors_hardest_other_images_and_join_the_denominator_only():
     m = simclr(*ALL_SIX)
     out = m.training_step(batch(), StepContext(generator=torch.Generator().manual_seed(0)))
-    z1, z2 = out["z1"].detach(), out["z2"].detach()
+    z1, z2 = out.z1.detach(), out.z2.detach()
     z = torch.cat([z1, z2])  # (2B, D)
-    synthetic = out["synthetic_logits"]  # (2B, S)
+    synthetic = out.synthetic_logits  # (2B, S)
     assert synthetic.shape == (2 * B, 15)
     # The same draws as vectors: every source lies among the anchor's hardest other-image rows.
     own = torch.arange(2 * B)
@@ -63,15 +63,15 @@ def test_synthetic_negatives_come_from_the_anchors_hardest_other_images_and_join
         positive = float(z[i] @ z[(i + B) % (2 * B)]) / t
         others = [float(z[i] @ z[k]) / t for k in range(2 * B) if k != i] + [float(s) / t for s in synthetic[i]]
         total += -(positive - math.log(sum(math.exp(v) for v in others)))
-    assert out["loss"].item() == pytest.approx(total / (2 * B), rel=1e-10)
-    assert out["loss"].item() > nt_xent_loss(z1, z2, t).item()  # more negatives: a larger loss
+    assert out.loss.item() == pytest.approx(total / (2 * B), rel=1e-10)
+    assert out.loss.item() > nt_xent_loss(z1, z2, t).item()  # more negatives: a larger loss
 
 
 def test_the_schedule_applies_to_simclr_too():
     m = simclr(*ALL_SIX, "method.negatives.warmup_epochs=1", "method.negatives.stop_epoch=2")
-    assert "synthetic_logits" not in m.training_step(batch(), StepContext(epoch=0))
-    assert "synthetic_logits" in m.training_step(batch(), StepContext(epoch=1, generator=torch.Generator()))
-    assert "synthetic_logits" not in m.training_step(batch(), StepContext(epoch=2))
+    assert m.training_step(batch(), StepContext(epoch=0)).synthetic_logits is None
+    assert m.training_step(batch(), StepContext(epoch=1, generator=torch.Generator())).synthetic_logits is not None
+    assert m.training_step(batch(), StepContext(epoch=2)).synthetic_logits is None
     assert m.epoch_log(1)["train/synthetic_per_query"] == 15 and m.epoch_log(2)["train/synthetic"] is False
 
 

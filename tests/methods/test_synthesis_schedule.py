@@ -47,9 +47,9 @@ def test_the_step_uses_the_epochs_counts():
     m = method("method.negatives.warmup_epochs=0", "method.negatives.stop_epoch=2", "method.negatives.ramp=up")
     batch = Batch(views=(images(0), images(1)), index=torch.arange(8))
     out = m.training_step(batch, StepContext(epoch=0, generator=torch.Generator().manual_seed(0)))
-    assert out["synthetic_logits"].shape == (8, sum(round(c / 2) for c in FULL))
+    assert out.synthetic_logits.shape == (8, sum(round(c / 2) for c in FULL))
     out = m.training_step(batch, StepContext(epoch=1, generator=torch.Generator().manual_seed(0)))
-    assert out["synthetic_logits"].shape == (8, sum(FULL))
+    assert out.synthetic_logits.shape == (8, sum(FULL))
 
 
 def test_bad_schedules_are_named():
@@ -91,10 +91,10 @@ def test_synco_v2s_setting_trains_a_vision_transformer_through_its_synthesis_win
     for epoch, synthetic in ((0, False), (1, True), (3, False)):
         out = m.training_step(Batch(views=(views[0], views[1]), index=torch.arange(8)),
                               StepContext(epoch=epoch, generator=g, shuffle_generator=g, progress=epoch / 4))
-        assert torch.isfinite(out["loss"]) and (out.get("synthetic_logits") is not None
-                                                and out["synthetic_logits"].shape[1] > 0) == synthetic
+        assert torch.isfinite(out.loss) and (out.synthetic_logits is not None
+                                                and out.synthetic_logits.shape[1] > 0) == synthetic
         m.zero_grad()
-        out["loss"].backward()
+        out.loss.backward()
         assert m.encoder_q.backbone.net.patch_embed.proj.weight.grad.abs().sum() > 0
         m.after_step(out, Batch(views=(), index=torch.arange(8)))
     for name in ("deit_small", "swin_tiny"):  # the GPU recipes load and name the window

@@ -33,13 +33,13 @@ def step(name, *extra, labels=LABELS):
 
 def test_hcl_step_is_the_hard_estimator_of_its_embeddings():
     _, out, z1, z2 = step("hcl", "method.beta=1.5", "method.tau_plus=0.05", labels=None)
-    assert out["loss"].item() == pytest.approx(hcl_reference(z1, z2, 0.5, 1.5, 0.05, True), rel=1e-10)
+    assert out.loss.item() == pytest.approx(hcl_reference(z1, z2, 0.5, 1.5, 0.05, True), rel=1e-10)
 
 
 def test_supcon_step_is_l_out_of_its_embeddings():
     _, out, z1, z2 = step("supcon", "method.temperature=0.2", "method.base_temperature=0.1")
     expected = supcon_reference(torch.stack([z1, z2], 1), LABELS, None, 0.2, 0.1)
-    assert out["loss"].item() == pytest.approx(expected, rel=1e-10)
+    assert out.loss.item() == pytest.approx(expected, rel=1e-10)
 
 
 @pytest.mark.parametrize("name, extra, beta, tau", [
@@ -49,8 +49,8 @@ def test_supcon_step_is_l_out_of_its_embeddings():
 def test_scl_and_hscl_steps(name, extra, beta, tau):
     method, out, z1, z2 = step(name, *extra)
     expected = hscl_reference(z1, z2, LABELS, 0.5, beta if beta is not None else 1.0, tau)
-    assert out["loss"].item() == pytest.approx(expected, rel=1e-10)
-    out["loss"].backward()
+    assert out.loss.item() == pytest.approx(expected, rel=1e-10)
+    out.loss.backward()
     assert all(p.grad is not None for p in method.trainable_parameters())
 
 
@@ -99,7 +99,7 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     losses = []
     for view_1, view_2, _, labels in worker.batches():
         loss = method.training_step(Batch(views=(view_1, view_2), index=torch.arange(8), labels=labels),
-                                    StepContext())["loss"]
+                                    StepContext()).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -140,12 +140,12 @@ def test_queue_negatives_use_batch_keys_and_the_label_aware_queue(name):
                                StepContext(generator=torch.Generator().manual_seed(1)))
     with torch.no_grad():
         query = method.encoder_q(views[0])
-    contrast = torch.cat([out["key"], queue_before])
+    contrast = torch.cat([out.key, queue_before])
     contrast_labels = torch.cat([LABELS, torch.full((16,), -1)])
     # The functions are tested against float64 loops (tests/functional/test_queue_supervised.py); this checks
     # the wiring: the contrast set is the batch's keys, then the queue as it was before the step.
     function = supcon_queue_loss if name == "supcon" else hscl_queue_loss
     expected = function(query, contrast, LABELS, contrast_labels, cfg.method.temperature)
-    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-10)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-10)
     method.after_step(out, Batch(views=(), index=torch.arange(6), labels=LABELS))
     assert method.queue.labels[:6].tolist() == LABELS.tolist()
