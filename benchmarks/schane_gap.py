@@ -21,6 +21,7 @@ reports/claims/schane_gap/report.md with the arms' per-seed results.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -42,6 +43,16 @@ ARMS = {
 }
 
 
+def machine() -> str:
+    import platform
+
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else "?"
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
 def per_seed(metrics: Path) -> list[float]:
     if not metrics.is_file():
         return []
@@ -61,7 +72,7 @@ def report(run_dir: Path) -> str:
              f"Encoder: `{run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}`. Protocol: "
              "docs/reproduction.md (SCHaNe, cause of the gap). Command: "
              f"`.venv/bin/python benchmarks/schane_gap.py {run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}`.",
-             f"Common settings: {' '.join(COMMON)}.", "",
+             f"Common settings: {' '.join(COMMON)}.", f"Written {datetime.date.today()} on {machine()}.", "",
              "| arm | settings | top-1 % per seed | mean +- sd |", "|---|---|---|---|"]
     for arm, settings in ARMS.items():
         got = results[arm]
