@@ -166,6 +166,14 @@ MUTATIONS = [
  ("the regulariser's form chosen by the wrong family", "synco/continual/regularized.py",
   "self.regularizer.forms[self.family](", "next(iter(self.regularizer.forms.values()))(",
   "tests/continual/test_regularized.py"),
+ ("an in-batch anchor's other view is a synthesis source", "synco/negatives/sources.py",
+  "exclude = F.one_hot(self_column, 2 * big_b).bool() | F.one_hot(positive_column, 2 * big_b).bool()",
+  "exclude = F.one_hot(self_column, 2 * big_b).bool()",
+  "tests/negatives/test_sources.py tests/methods/test_simclr_synthesis.py"),
+ ("label-aware in-batch sources keep the anchor's class", "synco/negatives/sources.py",
+  "exclude = exclude | (anchor_labels[:, None] == labels.repeat(2)[None, :])",
+  "exclude = exclude  # labels ignored",
+  "tests/negatives/test_sources.py"),
 ]
 only = sys.argv[1:]
 for i, (name, f, old, new, tests) in enumerate(MUTATIONS):

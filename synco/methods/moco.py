@@ -30,6 +30,7 @@ from synco.models.momentum import momentum_copy, update_momentum
 from synco.models.shuffle import batch_shuffle, batch_shuffle_across_ranks, batch_unshuffle
 from synco.negatives import COUNT_KEYS, SyntheticNegatives, check_num_hard, mask_logits, mochi
 from synco.negatives.schedule import SynthesisSchedule, check_schedule
+from synco.negatives.sources import queue_pool
 from synco.negatives.synthesize import EXTRAPOLATION_MODES
 from synco.registry import METHODS
 
@@ -239,17 +240,17 @@ class MoCo(Method):
         synthetic_logits = query.new_zeros(query.shape[0], 0)  # (B, 0)
         sources = None
         if synthesize and self.negatives is not None and self.negatives.num_synthetic > 0:
-            source_exclude = exclude
+            same_class = None
             if self.exclude_same_class:
                 if labels is None:
                     raise ValueError("method.negatives.exclude_same_class needs the batch's labels")
                 same_class = queue.same_class_mask(labels)  # (B, K): selection and sources only
-                source_exclude = same_class if exclude is None else exclude | same_class
-            arguments = dict(generator=generator, queue_logits=raw_logits, exclude=source_exclude)
+            pool = queue_pool(queue_keys, same_image=exclude, same_class=same_class)
+            arguments = dict(generator=generator, queue_logits=raw_logits, exclude=pool.exclude)
             if return_sources:
-                synthetic_logits, sources = self.negatives.logits_and_sources(query, queue_keys, **arguments)  # (B, S)
+                synthetic_logits, sources = self.negatives.logits_and_sources(query, pool.candidates, **arguments)
             else:
-                synthetic_logits = self.negatives.logits(query, queue_keys, **arguments)  # (B, S)
+                synthetic_logits = self.negatives.logits(query, pool.candidates, **arguments)  # (B, S)
         loss = self.criterion(query, key, queue_logits, synthetic_logits)
         positive = torch.einsum("bd,bd->b", query.detach(), key)  # (B,) for the analyses
         return QueueOutput(loss=loss, key=key, queue_logits=queue_logits, synthetic_logits=synthetic_logits,

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from synco import distributed
 from synco.checks import ConfigError, at_least, positive
@@ -35,6 +34,7 @@ from synco.methods.outputs import EmbeddingOutput
 from synco.methods.two_view import TwoViewContrastive
 from synco.negatives import COUNT_KEYS, SyntheticNegatives
 from synco.negatives.schedule import SynthesisSchedule, check_schedule
+from synco.negatives.sources import batch_pool
 from synco.registry import METHODS
 
 
@@ -107,14 +107,10 @@ class SimCLR(TwoViewContrastive):
         """(2b, S) un-tempered logits of this process's anchors ``[z1; z2]`` against synthetic negatives made from
         each anchor's N hardest of the global batch's 2B views (detached), its own view and its other view
         excluded from the hardest and from the sources."""
-        b, big_b = z1.shape[0], all_z1.shape[0]
         anchors = torch.cat([z1, z2])  # (2b, D)
-        candidates = torch.cat([all_z1, all_z2]).detach()  # (2B, D), the "queue" of this step
-        own = torch.arange(b, device=z1.device) + offset
-        self_column, positive_column = torch.cat([own, own + big_b]), torch.cat([own + big_b, own])  # (2b,)
-        exclude = F.one_hot(self_column, 2 * big_b).bool() | F.one_hot(positive_column, 2 * big_b).bool()
-        return self.negatives.logits(anchors, candidates, generator=generator, queue_logits=anchors @ candidates.T,
-                                     exclude=exclude)
+        pool = batch_pool(all_z1, all_z2, offset, z1.shape[0])  # the global batch's 2B views, "queue" of this step
+        return self.negatives.logits(anchors, pool.candidates, generator=generator,
+                                     queue_logits=anchors @ pool.candidates.T, exclude=pool.exclude)
 
     def epoch_log(self, epoch: int) -> dict:
         return self.schedule.log(epoch) if self.negatives is not None else {}
