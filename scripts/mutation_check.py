@@ -174,6 +174,16 @@ MUTATIONS = [
   "exclude = exclude | (anchor_labels[:, None] == labels.repeat(2)[None, :])",
   "exclude = exclude  # labels ignored",
   "tests/negatives/test_sources.py"),
+ ("SupCon's synthetic logits untempered", "synco/functional/supcon.py",
+  "synthetic_logits.to(dtype) / temperature], dim=1)", "synthetic_logits.to(dtype)], dim=1)",
+  "tests/functional/test_supcon.py"),
+ ("H-SCL's synthetic negatives dropped from the denominator", "synco/functional/hscl.py",
+  "log_negative_term = torch.logaddexp(log_negative_term, synthetic)", "log_negative_term = log_negative_term + 0 * synthetic",
+  "tests/functional/test_hscl.py"),
+ ("HCL's synthetic negatives counted before the debiasing", "synco/functional/hcl.py",
+  "        log_ng, valid = debias(log_ng, positive, tau_plus, count)\n",
+  "        if synthetic_logits is not None:\n            log_ng = torch.logaddexp(log_ng, (synthetic_logits.to(logits.dtype) / temperature).logsumexp(dim=1))\n        log_ng, valid = debias(log_ng, positive, tau_plus, count)\n",
+  "tests/functional/test_hcl.py"),
 ]
 only = sys.argv[1:]
 for i, (name, f, old, new, tests) in enumerate(MUTATIONS):

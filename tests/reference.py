@@ -139,10 +139,12 @@ def _dot(a, b):
     return float((a.double() * b.double()).sum())
 
 
-def supcon_reference(features, labels=None, mask=None, temperature=0.07, base_temperature=0.07, mode="all"):
+def supcon_reference(features, labels=None, mask=None, temperature=0.07, base_temperature=0.07, mode="all",
+                     synthetic_logits=None):
     """SupCon L_out (Khosla et al. 2020, Eq. 2) one anchor at a time; features (B, V, D), view-major order.
 
     Anchors without positives contribute 0 and count in the mean (the authors' code); mask weighs positives.
+    synthetic_logits (A, S): un-tempered z_i.s added to anchor i's denominator only.
     """
     batch, views, _ = features.shape
     items = [(v, b) for v in range(views) for b in range(batch)]  # view-major, as torch.cat(torch.unbind(f, 1))
@@ -160,6 +162,8 @@ def supcon_reference(features, labels=None, mask=None, temperature=0.07, base_te
         zi = features[bi, vi]
         others = [(j, vj, bj) for j, (vj, bj) in enumerate(items) if j != i]
         denominator = sum(math.exp(_dot(zi, features[bj, vj]) / temperature) for _, vj, bj in others)
+        if synthetic_logits is not None:
+            denominator += sum(math.exp(float(v) / temperature) for v in synthetic_logits[i])
         weights = [(weight(bi, bj), vj, bj) for _, vj, bj in others]
         count = sum(w for w, _, _ in weights)
         if count < 1e-6:
@@ -169,8 +173,9 @@ def supcon_reference(features, labels=None, mask=None, temperature=0.07, base_te
     return total / len(anchors)
 
 
-def hcl_reference(z1, z2, temperature=0.5, beta=1.0, tau_plus=0.1, clamp=True):
-    """HCL's hard estimator (Robinson et al. 2021, the authors' criterion) with explicit sums, in float64."""
+def hcl_reference(z1, z2, temperature=0.5, beta=1.0, tau_plus=0.1, clamp=True, synthetic_logits=None):
+    """HCL's hard estimator (Robinson et al. 2021, the authors' criterion) with explicit sums, in float64;
+    synthetic_logits (2B, S): un-tempered z_i.s added to the denominator beside Ng_i."""
     z = list(z1) + list(z2)
     n2 = len(z)
     big_b = n2 // 2
@@ -187,15 +192,17 @@ def hcl_reference(z1, z2, temperature=0.5, beta=1.0, tau_plus=0.1, clamp=True):
             ng = max(ng, count * math.exp(-1 / temperature))
         if ng <= 0:
             return float("nan")
+        if synthetic_logits is not None:
+            ng += sum(math.exp(float(v) / temperature) for v in synthetic_logits[i])
         total += -math.log(pos / (pos + ng))
     return total / n2
 
 
-def hscl_reference(z1, z2, labels, temperature=0.5, beta=1.0, threshold=None):
+def hscl_reference(z1, z2, labels, temperature=0.5, beta=1.0, threshold=None, synthetic_logits=None):
     """H-SCL (Jiang et al. 2022, the authors' nce_supervised_hard) over every (anchor, positive) pair, float64.
 
     threshold: H-SCL(tau), the plain mean over other-class rows with exp(s) >= tau; an empty set falls back
-    to all other-class rows.
+    to all other-class rows. synthetic_logits (2B, S): un-tempered z_i.s added beside M Nbar_i.
     """
     z = list(z1) + list(z2)
     y = [int(v) for v in labels] * 2
@@ -211,9 +218,10 @@ def hscl_reference(z1, z2, labels, temperature=0.5, beta=1.0, threshold=None):
         else:
             w = [e[j] ** beta for j in negatives]
             nbar = sum(wj * e[j] for wj, j in zip(w, negatives)) / sum(w) if negatives else 0.0
+        extra = 0.0 if synthetic_logits is None else sum(math.exp(float(v) / temperature) for v in synthetic_logits[i])
         for p in range(n2):
             if p != i and y[p] == y[i]:
-                losses.append(-math.log(e[p] / (e[p] + m * nbar)))
+                losses.append(-math.log(e[p] / (e[p] + m * nbar + extra)))
     return sum(losses) / len(losses)
 
 

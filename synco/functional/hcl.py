@@ -45,6 +45,7 @@ def hcl_loss(
     tau_plus: float = 0.1,
     clamp: bool = True,
     detach_weights: bool = False,
+    synthetic_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """H-UCL of a batch (mean over the 2B anchors).
 
@@ -55,6 +56,10 @@ def hcl_loss(
         tau_plus: class prior of false negatives, in [0, 1) (0.1 by default).
         clamp: floor Ng at N exp(-1/t) as HCL's ``image/main.py`` does.
         detach_weights: stop the gradient through imp_ij (the authors' HCL code keeps it).
+        synthetic_logits: optional (2B, S) un-tempered logits z_i.s of each anchor's synthetic negatives (anchors
+            ordered [z1; z2]; detached vectors). They join the denominator only, beside the debiased, reweighted
+            estimate: L = mean_i -log( pos_i / (pos_i + Ng_i + sum_s exp(z_i.s / t)) ); the estimate itself, its
+            debiasing and its clamp are HCL's, over the real negatives.
 
     Returns:
         Scalar.
@@ -74,6 +79,11 @@ def hcl_loss(
             log_ng = torch.clamp(torch.where(valid, log_ng, torch.full_like(log_ng, floor)), min=floor)
         else:
             log_ng = torch.where(valid, log_ng, torch.full_like(log_ng, float("nan")))
+        if synthetic_logits is not None:
+            if synthetic_logits.dim() != 2 or synthetic_logits.shape[0] != logits.shape[0]:
+                raise ValueError(f"synthetic_logits must be (2B, S) = ({logits.shape[0]}, S), got "
+                                 f"{tuple(synthetic_logits.shape)}")
+            log_ng = torch.logaddexp(log_ng, (synthetic_logits.to(logits.dtype) / temperature).logsumexp(dim=1))
         return (torch.logaddexp(positive, log_ng) - positive).mean()
 
 

@@ -37,6 +37,7 @@ def hscl_loss(
     beta: float = 1.0,
     threshold: float | None = None,
     detach_weights: bool = False,
+    synthetic_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """H-SCL(beta), or H-SCL(tau) with ``threshold=tau``, of a batch.
 
@@ -47,6 +48,9 @@ def hscl_loss(
         beta: tilt, >= 0 (ignored with ``threshold``).
         threshold: tau > 0: the uniform mean over other-class rows with e^{s} >= tau.
         detach_weights: stop the gradient through w_ij.
+        synthetic_logits: optional (2B, S) un-tempered logits z_i.s of each anchor's synthetic negatives (anchors
+            ordered [z1; z2]; detached vectors made from other-class rows). They join the denominator only, beside
+            the reweighted negatives: l_ip = -log( e^{s_ip} / (e^{s_ip} + M Nbar_i + sum_s e^{z_i.s / t}) ).
 
     Returns:
         Scalar.
@@ -64,7 +68,14 @@ def hscl_loss(
     with torch.autocast(z1.device.type, enabled=False):
         logits, positive, negative = supervised_pair_logits(z1, z2, labels, temperature)
         log_nbar = hard_negative_log_mean(logits, negative, beta, threshold, detach_weights)  # (2B,)
-        return supervised_pair_loss(logits, positive, log_nbar + math.log(2 * z1.shape[0] - 2))
+        log_negative_term = log_nbar + math.log(2 * z1.shape[0] - 2)  # (2B,) log(M Nbar_i)
+        if synthetic_logits is not None:
+            if synthetic_logits.dim() != 2 or synthetic_logits.shape[0] != logits.shape[0]:
+                raise ValueError(f"synthetic_logits must be (2B, S) = ({logits.shape[0]}, S), got "
+                                 f"{tuple(synthetic_logits.shape)}")
+            synthetic = (synthetic_logits.to(logits.dtype) / temperature).logsumexp(dim=1)  # (2B,)
+            log_negative_term = torch.logaddexp(log_negative_term, synthetic)
+        return supervised_pair_loss(logits, positive, log_negative_term)
 
 
 def supervised_pair_logits(z1, z2, labels, temperature) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

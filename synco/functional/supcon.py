@@ -28,6 +28,7 @@ def supcon_loss(
     temperature: float = 0.07,
     base_temperature: float = 0.07,
     contrast_mode: str = "all",
+    synthetic_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SupCon L_out of a batch.
 
@@ -39,6 +40,9 @@ def supcon_loss(
         temperature: t.
         base_temperature: t_base; the loss is scaled by t / t_base.
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (view 0 only).
+        synthetic_logits: optional (A, S) un-tempered logits z_i.s of each anchor's synthetic negatives (A = B V
+            anchors view-major, or B with ``"one"``), detached vectors made from other-class rows: they join
+            anchor i's denominator only, sum_{a in A(i)} exp(z_i.z_a / t) + sum_s exp(z_i.s / t), as SynCo's do.
 
     Returns:
         Scalar mean over the anchors.
@@ -75,7 +79,13 @@ def supcon_loss(
         rows = torch.arange(anchors.shape[0], device=features.device)
         is_self[rows, rows] = True  # anchor i is contrast row i
         positives = positives.masked_fill(is_self, 0)
-        log_denominator = logits.masked_fill(is_self, float("-inf")).logsumexp(dim=1, keepdim=True)  # (A, 1)
+        candidates = logits.masked_fill(is_self, float("-inf"))  # (A, B V)
+        if synthetic_logits is not None:
+            if synthetic_logits.dim() != 2 or synthetic_logits.shape[0] != anchors.shape[0]:
+                raise ValueError(f"synthetic_logits must be (A, S) with A = {anchors.shape[0]} anchors, got "
+                                 f"{tuple(synthetic_logits.shape)}")
+            candidates = torch.cat([candidates, synthetic_logits.to(dtype) / temperature], dim=1)  # (A, B V + S)
+        log_denominator = candidates.logsumexp(dim=1, keepdim=True)  # (A, 1)
         log_prob = logits - log_denominator  # (A, B V)
         count = positives.sum(dim=1)
         count = torch.where(count < 1e-6, torch.ones_like(count), count)  # anchors without positives: 0

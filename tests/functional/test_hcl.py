@@ -79,3 +79,17 @@ def test_bfloat16_stays_finite():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         hcl_loss(*views(), **kwargs)
+
+
+@pytest.mark.parametrize("beta, tau_plus", [(1.0, 0.1), (0.0, 0.0)])
+def test_synthetic_negatives_join_the_denominator_only(beta, tau_plus):
+    z1, z2 = views(seed=6)
+    synthetic = torch.rand(10, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1  # (2B, S)
+    loss = hcl_loss(z1, z2, 0.5, beta, tau_plus, synthetic_logits=synthetic)
+    assert loss.item() == pytest.approx(hcl_reference(z1, z2, 0.5, beta, tau_plus, synthetic_logits=synthetic),
+                                        rel=1e-10)
+    plain = hcl_loss(z1, z2, 0.5, beta, tau_plus)
+    assert loss.item() > plain.item()
+    assert torch.equal(hcl_loss(z1, z2, 0.5, beta, tau_plus, synthetic_logits=synthetic[:, :0]), plain)
+    with pytest.raises(ValueError, match=r"synthetic_logits must be \(2B, S\) = \(10, S\)"):
+        hcl_loss(z1, z2, synthetic_logits=synthetic[:3])

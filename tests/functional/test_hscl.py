@@ -73,3 +73,18 @@ def test_bfloat16_stays_finite():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         hscl_loss(*views(), LABELS, **kwargs)
+
+
+@pytest.mark.parametrize("threshold", [None, math.exp(-0.1)])
+def test_synthetic_negatives_join_the_denominator_only(threshold):
+    z1, z2 = views(seed=5)
+    g = torch.Generator().manual_seed(1)
+    synthetic = torch.rand(14, 3, generator=g, dtype=torch.float64) * 2 - 1  # (2B, S) un-tempered logits
+    loss = hscl_loss(z1, z2, LABELS, temperature=0.5, beta=1.0, threshold=threshold, synthetic_logits=synthetic)
+    expected = hscl_reference(z1, z2, LABELS, 0.5, 1.0, threshold, synthetic_logits=synthetic)
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+    assert loss.item() > hscl_loss(z1, z2, LABELS, threshold=threshold).item()  # more negatives: a larger loss
+    empty = hscl_loss(z1, z2, LABELS, threshold=threshold, synthetic_logits=synthetic[:, :0])
+    assert torch.equal(empty, hscl_loss(z1, z2, LABELS, threshold=threshold))  # S = 0 is plain H-SCL
+    with pytest.raises(ValueError, match=r"synthetic_logits must be \(2B, S\) = \(14, S\)"):
+        hscl_loss(z1, z2, LABELS, synthetic_logits=synthetic[:7])

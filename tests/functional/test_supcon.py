@@ -70,3 +70,20 @@ def test_gradient_and_bfloat16():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         supcon_loss(features(), **kwargs)
+
+
+@pytest.mark.parametrize("views, mode", [(2, "all"), (3, "one")])
+def test_synthetic_negatives_join_the_denominator_only(views, mode):
+    f = features(views=views, seed=4)
+    labels = torch.tensor([0, 1, 0, 2, 1, 1])
+    anchors = 6 * views if mode == "all" else 6
+    synthetic = torch.rand(anchors, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+    loss = supcon_loss(f, labels, temperature=0.1, contrast_mode=mode, synthetic_logits=synthetic)
+    expected = supcon_reference(f, labels, temperature=0.1, mode=mode, synthetic_logits=synthetic)
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+    plain = supcon_loss(f, labels, temperature=0.1, contrast_mode=mode)
+    assert loss.item() > plain.item()  # more negatives in every denominator: a larger loss
+    assert torch.equal(supcon_loss(f, labels, temperature=0.1, contrast_mode=mode, synthetic_logits=synthetic[:, :0]),
+                       plain)  # S = 0 is plain SupCon
+    with pytest.raises(ValueError, match=rf"synthetic_logits must be \(A, S\) with A = {anchors} anchors"):
+        supcon_loss(f, labels, temperature=0.1, contrast_mode=mode, synthetic_logits=synthetic[:1])
