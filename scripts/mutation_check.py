@@ -184,6 +184,13 @@ MUTATIONS = [
   "        log_ng, valid = debias(log_ng, positive, tau_plus, count)\n",
   "        if synthetic_logits is not None:\n            log_ng = torch.logaddexp(log_ng, (synthetic_logits.to(logits.dtype) / temperature).logsumexp(dim=1))\n        log_ng, valid = debias(log_ng, positive, tau_plus, count)\n",
   "tests/functional/test_hcl.py"),
+ ("in-batch synthesis of the global batch drawn from each rank's own stream", "synco/methods/two_view.py",
+  "generator = context.shuffle_generator if context.shuffle_generator is not None else context.generator",
+  "generator = context.generator",
+  "'tests/methods/test_two_view.py::test_two_processes_equal_one_process_on_the_concatenated_batch[with_synthesis]'"),
+ ("supervised in-batch synthesis ignores the labels", "synco/methods/two_view.py",
+  "pool = batch_pool(all_z1, all_z2, 0, all_z1.shape[0], labels)", "pool = batch_pool(all_z1, all_z2, 0, all_z1.shape[0])",
+  "tests/methods/test_in_batch_synthesis.py"),
 ]
 only = sys.argv[1:]
 for i, (name, f, old, new, tests) in enumerate(MUTATIONS):

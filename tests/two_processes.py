@@ -15,11 +15,12 @@ import torch
 WORLD = 2
 
 
-def run_worker(worker_file: str, out: Path) -> dict:
-    """Run ``worker_file`` on two processes; its per-step losses of each rank and rank 0's final state."""
+def run_worker(worker_file: str, out: Path, *args: str) -> dict:
+    """Run ``worker_file`` on two processes (``args`` after the output path); its per-step losses of each rank and
+    rank 0's final state."""
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-         str(Path(worker_file)), str(out)],
+         str(Path(worker_file)), str(out), *args],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, f"the workers failed:\n{done.stderr[-4000:]}"

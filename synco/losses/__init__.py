@@ -73,8 +73,10 @@ class HCL(TemperatureLoss):
         super().__init__(temperature)
         self.beta, self.tau_plus, self.clamp, self.detach_weights = beta, tau_plus, clamp, detach_weights
 
-    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return hcl_loss(z1, z2, self.temperature, self.beta, self.tau_plus, self.clamp, self.detach_weights)
+    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None,
+                      synthetic_logits: torch.Tensor | None = None) -> torch.Tensor:
+        return hcl_loss(z1, z2, self.temperature, self.beta, self.tau_plus, self.clamp, self.detach_weights,
+                        synthetic_logits)
 
 
 @LOSSES.register("supcon")
@@ -85,9 +87,10 @@ class SupCon(TemperatureLoss):
         super().__init__(temperature)
         self.base_temperature, self.contrast_mode = base_temperature, contrast_mode
 
-    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor | None = None,
+                      synthetic_logits: torch.Tensor | None = None) -> torch.Tensor:
         return supcon_loss(torch.stack([z1, z2], dim=1), labels, None, self.temperature, self.base_temperature,
-                           self.contrast_mode)
+                           self.contrast_mode, synthetic_logits)
 
 
 @LOSSES.register("hscl")
@@ -99,8 +102,10 @@ class HSCL(TemperatureLoss):
         super().__init__(temperature)
         self.beta, self.threshold, self.detach_weights = beta, threshold, detach_weights
 
-    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return hscl_loss(z1, z2, labels, self.temperature, self.beta, self.threshold, self.detach_weights)
+    def eager_forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor,
+                      synthetic_logits: torch.Tensor | None = None) -> torch.Tensor:
+        return hscl_loss(z1, z2, labels, self.temperature, self.beta, self.threshold, self.detach_weights,
+                         synthetic_logits)
 
 
 @LOSSES.register("schane")

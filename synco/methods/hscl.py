@@ -8,7 +8,7 @@ hard-code t = 0.5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -18,7 +18,8 @@ from synco.losses import HSCL, HSCLQueue
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
 from synco.methods.queue_contrastive import build_queue_method
-from synco.methods.supcon import check_negative_source
+from synco.methods.in_batch_synthesis import InBatchNegativesConfig, build_in_batch_synthesis
+from synco.methods.supcon import check_batch_synthesis, check_negative_source
 from synco.methods.two_view import TwoViewContrastive
 from synco.registry import METHODS
 
@@ -43,6 +44,9 @@ class HSCLConfig:
     negatives_from: str = "batch"  # batch: the 2B views; queue: batch keys + a label-aware queue
     queue_size: int = 4096  # K of negatives_from=queue
     momentum: float = 0.99  # key encoder momentum of negatives_from=queue
+    # Synthetic negatives per anchor from its N hardest in-batch negatives of other classes (negatives_from=batch;
+    # SynCo's six strategies; every count 0, the default: none)
+    negatives: InBatchNegativesConfig = field(default_factory=lambda: InBatchNegativesConfig())
 
 
 def build_scl(context: BuildContext) -> TwoViewContrastive:
@@ -57,7 +61,9 @@ def build_hscl(context: BuildContext) -> TwoViewContrastive:
     if m.negatives_from == "queue":
         return build_queue_method(context, HSCLQueue(m.temperature, m.beta, m.threshold, m.detach_weights))
     criterion = HSCL(m.temperature, m.beta, m.threshold, m.detach_weights)
-    return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True)
+    negatives, schedule = build_in_batch_synthesis(m.negatives)
+    return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True,
+                              negatives=negatives, schedule=schedule)
 
 
 def validate_scl(cfg) -> None:
@@ -70,6 +76,7 @@ def validate_hscl(cfg) -> None:
     if cfg.method.threshold is not None and cfg.method.threshold <= 0:
         raise ConfigError(f"method.threshold={cfg.method.threshold} must be positive (it bounds exp(s / t))")
     check_negative_source(cfg)
+    check_batch_synthesis(cfg)
 
 
 METHODS.register("scl", MethodSpec(SCLConfig, build_scl, validate_scl,

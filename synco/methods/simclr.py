@@ -20,44 +20,22 @@ builder, one registration line, and a recipe in configs/pretrain/. No engine fil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
 from synco import distributed
-from synco.checks import ConfigError, at_least, positive
+from synco.checks import positive
 from synco.data.batch import Batch
 from synco.losses import NTXent
 from synco.methods.base import BuildContext, MethodSpec, StepContext
 from synco.methods.encoder import Encoder, build_encoder
 from synco.methods.outputs import EmbeddingOutput
 from synco.methods.two_view import TwoViewContrastive
-from synco.negatives import COUNT_KEYS, SyntheticNegatives
-from synco.negatives.schedule import SynthesisSchedule, check_schedule
+from synco.methods.in_batch_synthesis import InBatchNegativesConfig, build_in_batch_synthesis, check_in_batch_negatives
+from synco.negatives import SyntheticNegatives
+from synco.negatives.schedule import SynthesisSchedule
 from synco.negatives.sources import batch_pool
 from synco.registry import METHODS
-
-
-@dataclass
-class InBatchNegativesConfig:
-    """``method.negatives`` of an in-batch method: SynCo's keys, N among the 2B - 2 in-batch negatives."""
-
-    num_hard: int = 64  # N, hardest in-batch negatives of each anchor the synthetic ones are made from (<= 2B - 2)
-    num_interpolate: int = 0  # type 1 per anchor: normalize(alpha z + (1 - alpha) n)
-    num_extrapolate: int = 0  # type 2: normalize(n + beta (n - z))
-    num_mixup: int = 0  # type 3: normalize(gamma n_i + (1 - gamma) n_j)
-    num_noise: int = 0  # type 4: normalize(n + e), e ~ N(0, sigma^2 I)
-    num_perturb: int = 0  # type 5: normalize(n + delta z)
-    num_adversarial: int = 0  # type 6: normalize(n + eta sign(z))
-    alpha_max: float = 0.5  # alpha ~ U(0, alpha_max)
-    beta_max: float = 1.5  # beta ~ U(1, beta_max)
-    sigma: float = 0.01  # noise scale of type 4
-    delta: float = 0.01  # step of type 5
-    eta: float = 0.01  # step of type 6
-    extrapolation: str = "paper"  # paper: Eq. 5; reference: the authors' code
-    warmup_epochs: int = 0  # epochs without synthesis first
-    stop_epoch: Optional[int] = None  # synthesis stops before this epoch; None: never
-    ramp: str = "none"  # none, up, down: counts scaled linearly over the synthesis epochs (needs stop_epoch)
 
 
 @dataclass
@@ -84,9 +62,8 @@ class SimCLR(TwoViewContrastive):
 
     def __init__(self, encoder: Encoder, criterion: NTXent | None = None,
                  negatives: SyntheticNegatives | None = None, schedule: SynthesisSchedule | None = None) -> None:
-        super().__init__(encoder, criterion if criterion is not None else NTXent(0.5), needs_labels=False)
-        self.negatives = negatives if negatives is not None and negatives.num_synthetic > 0 else None
-        self.schedule = schedule or SynthesisSchedule(negatives.counts if negatives is not None else ())
+        super().__init__(encoder, criterion if criterion is not None else NTXent(0.5), needs_labels=False,
+                         negatives=negatives, schedule=schedule)
 
     def training_step(self, batch: Batch, context: StepContext) -> EmbeddingOutput:
         """NT-Xent of this process's anchors against the global batch of both views (and, on the schedule's
@@ -112,34 +89,18 @@ class SimCLR(TwoViewContrastive):
         return self.negatives.logits(anchors, pool.candidates, generator=generator,
                                      queue_logits=anchors @ pool.candidates.T, exclude=pool.exclude)
 
-    def epoch_log(self, epoch: int) -> dict:
-        return self.schedule.log(epoch) if self.negatives is not None else {}
-
 
 def build_simclr(context: BuildContext) -> SimCLR:
     """SimCLR with a fresh encoder, seeded by ``context.seed``."""
     torch.manual_seed(context.seed)
     encoder = build_encoder(context.cfg, context.in_channels)
-    neg = context.cfg.method.negatives
-    settings = {k: v for k, v in neg.items() if k not in ("warmup_epochs", "stop_epoch", "ramp")}
-    negatives = SyntheticNegatives(**settings)
-    schedule = SynthesisSchedule(negatives.counts, neg.warmup_epochs, neg.stop_epoch, neg.ramp)
+    negatives, schedule = build_in_batch_synthesis(context.cfg.method.negatives)
     return SimCLR(encoder, NTXent(context.cfg.method.temperature), negatives, schedule)
 
 
 def validate_simclr(cfg) -> None:
     positive(cfg, "method.temperature")
-    neg = cfg.method.negatives
-    for key in ("num_hard", *COUNT_KEYS, "warmup_epochs"):
-        at_least(cfg, f"method.negatives.{key}", 0)
-    try:
-        check_schedule(neg.warmup_epochs, neg.stop_epoch, neg.ramp)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    candidates = 2 * cfg.train.batch_size - 2
-    if sum(neg[key] for key in COUNT_KEYS) > 0 and not 1 <= neg.num_hard <= candidates:
-        raise ConfigError(f"method.negatives.num_hard={neg.num_hard} must lie in [1, {candidates}]: each anchor has "
-                          f"2 x train.batch_size - 2 = {candidates} in-batch negatives")
+    check_in_batch_negatives(cfg)
 
 
 METHODS.register("simclr", MethodSpec(SimCLRConfig, build_simclr, validate_simclr,

@@ -6,7 +6,7 @@ batch's two views. Defaults are the authors' argparse values (t = t_base = 0.07)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -15,6 +15,12 @@ from synco.functional.supcon import CONTRAST_MODES
 from synco.losses import SupCon, SupConQueue
 from synco.methods.base import BuildContext, MethodSpec
 from synco.methods.encoder import build_encoder
+from synco.methods.in_batch_synthesis import (
+    InBatchNegativesConfig,
+    build_in_batch_synthesis,
+    check_in_batch_negatives,
+    synthesizes,
+)
 from synco.methods.queue_contrastive import build_queue_method
 from synco.methods.two_view import TwoViewContrastive
 from synco.registry import METHODS
@@ -31,6 +37,9 @@ class SupConConfig:
     negatives_from: str = "batch"  # batch: the 2B views; queue: batch keys + a label-aware queue ("MoCo trick")
     queue_size: int = 4096  # K of negatives_from=queue
     momentum: float = 0.99  # key encoder momentum of negatives_from=queue
+    # Synthetic negatives per anchor from its N hardest in-batch negatives of other classes (negatives_from=batch, contrast_mode=all) (SynCo's six strategies; every count 0,
+    # the default: none)
+    negatives: InBatchNegativesConfig = field(default_factory=lambda: InBatchNegativesConfig())
 
 
 def build_supcon(context: BuildContext) -> TwoViewContrastive:
@@ -39,7 +48,9 @@ def build_supcon(context: BuildContext) -> TwoViewContrastive:
     if m.negatives_from == "queue":
         return build_queue_method(context, SupConQueue(m.temperature, m.base_temperature))
     criterion = SupCon(m.temperature, m.base_temperature, m.contrast_mode)
-    return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True)
+    negatives, schedule = build_in_batch_synthesis(m.negatives)
+    return TwoViewContrastive(build_encoder(context.cfg, context.in_channels), criterion, needs_labels=True,
+                              negatives=negatives, schedule=schedule)
 
 
 def check_negative_source(cfg) -> None:
@@ -52,11 +63,23 @@ def check_negative_source(cfg) -> None:
         raise ConfigError(f"method.momentum={cfg.method.momentum} must lie in [0, 1]")
 
 
+def check_batch_synthesis(cfg) -> None:
+    """``method.negatives``: valid, and only with the in-batch form (the queue forms make none)."""
+    check_in_batch_negatives(cfg)
+    if synthesizes(cfg) and cfg.method.negatives_from != "batch":
+        raise ConfigError("method.negatives.* makes synthetic negatives from the batch: it needs "
+                          f"method.negatives_from=batch, not {cfg.method.negatives_from}")
+
+
 def validate_supcon(cfg) -> None:
     positive(cfg, "method.temperature")
     positive(cfg, "method.base_temperature")
     choice(cfg, "method.contrast_mode", CONTRAST_MODES)
     check_negative_source(cfg)
+    check_batch_synthesis(cfg)
+    if synthesizes(cfg) and cfg.method.contrast_mode != "all":
+        raise ConfigError("method.negatives.* gives every one of the 2B views its synthetic negatives: it needs "
+                          "method.contrast_mode=all")
 
 
 METHODS.register("supcon", MethodSpec(SupConConfig, build_supcon, validate_supcon,

@@ -8,6 +8,11 @@ the labels, and computes the loss of the whole global batch. Its gradient reache
 times (the gather's backward sums over ranks) and DDP divides by W: the step equals one process on the
 concatenated batch, whatever the loss couples (tilted means, label masks), at the price of each rank
 evaluating the (2B x 2B) similarities itself, which is small beside the encoder.
+
+With ``method.negatives`` (HCL, SupCon, H-SCL; ``synco.methods.in_batch_synthesis``) every anchor of the
+global batch also gets SynCo's synthetic negatives from its N hardest in-batch negatives (other-class ones
+only when the method has labels), in its denominator only. Each rank draws them for the whole global batch
+from the rank-shared shuffle stream, so the ranks agree.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from synco.data.batch import Batch
 from synco.methods.base import Method, StepContext
 from synco.methods.encoder import Encoder
 from synco.methods.outputs import EmbeddingOutput
+from synco.negatives import SyntheticNegatives
+from synco.negatives.schedule import SynthesisSchedule
+from synco.negatives.sources import batch_pool
 
 
 class TwoViewContrastive(Method):
@@ -31,11 +39,14 @@ class TwoViewContrastive(Method):
         needs_labels: the criterion is supervised: the loop refuses data without labels.
     """
 
-    def __init__(self, encoder: Encoder, criterion: nn.Module, needs_labels: bool) -> None:
+    def __init__(self, encoder: Encoder, criterion: nn.Module, needs_labels: bool,
+                 negatives: SyntheticNegatives | None = None, schedule: SynthesisSchedule | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.criterion = criterion
         self.needs_labels = needs_labels
+        self.negatives = negatives if negatives is not None and negatives.num_synthetic > 0 else None
+        self.schedule = schedule or SynthesisSchedule(negatives.counts if negatives is not None else ())
 
     @property
     def online_encoder(self) -> Encoder:
@@ -52,5 +63,27 @@ class TwoViewContrastive(Method):
             labels = distributed.all_gather_cat(batch.labels)  # (B,)
         all_z1 = distributed.all_gather_with_grad(z1)  # (B, D)
         all_z2 = distributed.all_gather_with_grad(z2)
-        loss = self.criterion(all_z1, all_z2, labels)
-        return EmbeddingOutput(loss=loss, z1=z1, z2=z2)  # this process's embeddings (regularisers and analyses)
+        synthetic = None
+        if self.negatives is not None and self.schedule.active(context.epoch):
+            self.negatives.counts = self.schedule.counts(context.epoch)
+            # Every rank evaluates the whole global batch, so every rank must draw the same negatives: the
+            # shuffle stream is the one the ranks share.
+            generator = context.shuffle_generator if context.shuffle_generator is not None else context.generator
+            synthetic = self.global_synthetic_logits(all_z1, all_z2, labels, generator)
+            loss = self.criterion(all_z1, all_z2, labels, synthetic)
+        else:
+            loss = self.criterion(all_z1, all_z2, labels)
+        return EmbeddingOutput(loss=loss, z1=z1, z2=z2,  # this process's embeddings (regularisers and analyses)
+                               synthetic_logits=None if synthetic is None else synthetic.detach())
+
+    def global_synthetic_logits(self, all_z1, all_z2, labels, generator) -> torch.Tensor:
+        """(2B, S) un-tempered logits of every anchor ``[all_z1; all_z2]`` against synthetic negatives made from its
+        N hardest of the 2B views (``batch_pool``: never its own two views; with labels, never its class)."""
+        anchors = torch.cat([all_z1, all_z2])  # (2B, D)
+        pool = batch_pool(all_z1, all_z2, 0, all_z1.shape[0], labels)
+        return self.negatives.logits(anchors, pool.candidates, generator=generator,
+                                     queue_logits=anchors @ pool.candidates.T, exclude=pool.exclude)
+
+    def epoch_log(self, epoch: int) -> dict:
+        """Whether synthesis ran in ``epoch`` and its counts (methods with ``method.negatives``)."""
+        return self.schedule.log(epoch) if self.negatives is not None else {}

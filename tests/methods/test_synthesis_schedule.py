@@ -103,7 +103,7 @@ def test_synco_v2s_setting_trains_a_vision_transformer_through_its_synthesis_win
 
 
 def test_a_method_without_synthetic_negatives_refuses_their_settings_in_one_line():
-    for name in ("byol", "hcl"):
+    for name in ("byol", "scl", "swav"):
         with pytest.raises(ConfigError, match=rf"method.name={name} makes no synthetic negatives, so "
-                                              r"method.negatives.\* does not apply to it \(methods that do: .*simclr"):
+                                              r"method.negatives.\* does not apply to it \(methods that do: .*simclr, hcl, supcon, hscl"):
             load_config(None, [f"method.name={name}", "method.negatives.num_hard=3"])

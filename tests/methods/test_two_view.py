@@ -92,14 +92,17 @@ def test_recipes_carry_the_papers_settings():
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
-    result = run_worker(worker.__file__, tmp_path / "hscl_ddp.pt")
-    method = worker.build()
+@pytest.mark.parametrize("synthesis", [False, True], ids=["plain", "with_synthesis"])
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, synthesis):
+    result = run_worker(worker.__file__, tmp_path / "hscl_ddp.pt", *(["synthesis"] if synthesis else []))
+    method = worker.build(synthesis)
     optimizer = worker.optimizer_for(method)
     losses = []
-    for view_1, view_2, _, labels in worker.batches():
-        loss = method.training_step(Batch(views=(view_1, view_2), index=torch.arange(8), labels=labels),
-                                    StepContext()).loss
+    for step, (view_1, view_2, _, labels) in enumerate(worker.batches()):
+        out = method.training_step(Batch(views=(view_1, view_2), index=torch.arange(8), labels=labels),
+                                   worker.context_for(step, 0))
+        assert (out.synthetic_logits is not None) == synthesis
+        loss = out.loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
