@@ -189,7 +189,7 @@ MUTATIONS = [
   "generator = context.generator",
   "'tests/methods/test_two_view.py::test_two_processes_equal_one_process_on_the_concatenated_batch[with_synthesis]'"),
  ("supervised in-batch synthesis ignores the labels", "synco/methods/two_view.py",
-  "pool = batch_pool(all_z1, all_z2, 0, all_z1.shape[0], labels)", "pool = batch_pool(all_z1, all_z2, 0, all_z1.shape[0])",
+  "synthetic = self.in_batch_synthetic_logits(all_z1, all_z2, all_z1, all_z2, 0, generator, labels)", "synthetic = self.in_batch_synthetic_logits(all_z1, all_z2, all_z1, all_z2, 0, generator)",
   "tests/methods/test_in_batch_synthesis.py"),
 ]
 only = sys.argv[1:]

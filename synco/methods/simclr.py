@@ -34,7 +34,6 @@ from synco.methods.two_view import TwoViewContrastive
 from synco.methods.in_batch_synthesis import InBatchNegativesConfig, build_in_batch_synthesis, check_in_batch_negatives
 from synco.negatives import SyntheticNegatives
 from synco.negatives.schedule import SynthesisSchedule
-from synco.negatives.sources import batch_pool
 from synco.registry import METHODS
 
 
@@ -79,15 +78,6 @@ class SimCLR(TwoViewContrastive):
             synthetic = self.in_batch_synthetic_logits(z1, z2, all_z1, all_z2, offset, context.generator)
         return EmbeddingOutput(loss=self.criterion(z1, z2, all_z1, all_z2, offset, synthetic), z1=z1, z2=z2,
                                synthetic_logits=None if synthetic is None else synthetic.detach())
-
-    def in_batch_synthetic_logits(self, z1, z2, all_z1, all_z2, offset: int, generator) -> torch.Tensor:
-        """(2b, S) un-tempered logits of this process's anchors ``[z1; z2]`` against synthetic negatives made from
-        each anchor's N hardest of the global batch's 2B views (detached), its own view and its other view
-        excluded from the hardest and from the sources."""
-        anchors = torch.cat([z1, z2])  # (2b, D)
-        pool = batch_pool(all_z1, all_z2, offset, z1.shape[0])  # the global batch's 2B views, "queue" of this step
-        return self.negatives.logits(anchors, pool.candidates, generator=generator,
-                                     queue_logits=anchors @ pool.candidates.T, exclude=pool.exclude)
 
 
 def build_simclr(context: BuildContext) -> SimCLR:

@@ -69,18 +69,20 @@ class TwoViewContrastive(Method):
             # Every rank evaluates the whole global batch, so every rank must draw the same negatives: the
             # shuffle stream is the one the ranks share.
             generator = context.shuffle_generator if context.shuffle_generator is not None else context.generator
-            synthetic = self.global_synthetic_logits(all_z1, all_z2, labels, generator)
+            synthetic = self.in_batch_synthetic_logits(all_z1, all_z2, all_z1, all_z2, 0, generator, labels)
             loss = self.criterion(all_z1, all_z2, labels, synthetic)
         else:
             loss = self.criterion(all_z1, all_z2, labels)
         return EmbeddingOutput(loss=loss, z1=z1, z2=z2,  # this process's embeddings (regularisers and analyses)
                                synthetic_logits=None if synthetic is None else synthetic.detach())
 
-    def global_synthetic_logits(self, all_z1, all_z2, labels, generator) -> torch.Tensor:
-        """(2B, S) un-tempered logits of every anchor ``[all_z1; all_z2]`` against synthetic negatives made from its
-        N hardest of the 2B views (``batch_pool``: never its own two views; with labels, never its class)."""
-        anchors = torch.cat([all_z1, all_z2])  # (2B, D)
-        pool = batch_pool(all_z1, all_z2, 0, all_z1.shape[0], labels)
+    def in_batch_synthetic_logits(self, z1, z2, all_z1, all_z2, offset: int, generator,
+                                  labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(2b, S) un-tempered logits of the anchors ``[z1; z2]`` (rows ``offset..offset + b`` of the global batch)
+        against synthetic negatives made from each anchor's N hardest of the global batch's 2B views (detached):
+        never its own two views and, with ``labels`` (B,), never a view of its class (``batch_pool``)."""
+        anchors = torch.cat([z1, z2])  # (2b, D)
+        pool = batch_pool(all_z1, all_z2, offset, z1.shape[0], labels)  # the global batch's 2B views
         return self.negatives.logits(anchors, pool.candidates, generator=generator,
                                      queue_logits=anchors @ pool.candidates.T, exclude=pool.exclude)
 
