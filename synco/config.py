@@ -174,11 +174,19 @@ class FinetuneConfig:
     seeds: list[int] = field(default_factory=lambda: [0])  # one fine-tuning per seed; mean +- std reported
     out_dir: Optional[str] = None  # None: RUN_DIR/finetune_<percent>pct (or _<k>shot), _<loss> unless ce
     shots: Optional[int] = None  # k-shot: k labelled images per class instead of finetune.fraction
-    loss: str = "ce"  # ce; supcon: (1 - l) CE + l SupCon; schane: (1 - l) CE + l SCHaNe (docs/losses.md)
-    contrastive_weight: float = 0.9  # lambda of supcon/schane, in [0, 1] (SCHaNe's recommended 0.9)
+    # ce; supcon: (1 - l) CE + l SupCon; schane: (1 - l) CE + l SCHaNe (docs/losses.md); simclr: (1 - l) CE of the
+    # first view + l NT-Xent of two views of every image (a label-free auxiliary term; two passes per image)
+    loss: str = "ce"
+    contrastive_weight: float = 0.9  # lambda of supcon/schane/simclr, in [0, 1] (SCHaNe's recommended 0.9)
     temperature: float = 0.1  # t of the contrastive term, on the L2-normalised backbone features
     weighting: str = "anchor"  # schane: hard negatives weighted by similarity to the anchor, or to the positive
     detach_weights: bool = False  # schane: stop the gradient through the hard-negative weights
+    # Hold out this many labelled training images (the same number per class, drawn with val_seed) as a
+    # validation split, draw the fine-tuning subset from the rest, score every epoch on it and report the test
+    # top-1 of the epoch with the best validation top-1 (early stopping). None: no validation split
+    val_images: Optional[int] = None
+    val_seed: int = 0  # which validation split
+    patience: Optional[int] = None  # with val_images: stop after this many epochs without a better validation top-1
 
 
 @dataclass
@@ -224,7 +232,7 @@ class Config:
 
 
 LOGGERS = ("csv", "tensorboard", "wandb")
-FINETUNE_LOSSES = ("ce", "supcon", "schane")
+FINETUNE_LOSSES = ("ce", "supcon", "schane", "simclr")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -290,6 +298,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"finetune.contrastive_weight={cfg.finetune.contrastive_weight} must lie in [0, 1] "
                           "(the lambda of (1 - lambda) CE + lambda contrastive)")
     at_least(cfg, "finetune.epochs", 0, optional=True)
+    at_least(cfg, "finetune.val_images", 1, optional=True)
+    at_least(cfg, "finetune.patience", 1, optional=True)
+    if cfg.finetune.patience is not None and cfg.finetune.val_images is None:
+        raise ConfigError("finetune.patience needs a validation split: set finetune.val_images (e.g. 1000)")
     if not cfg.finetune.seeds:
         raise ConfigError("finetune.seeds must name at least one seed, e.g. finetune.seeds=[0,1,2]")
     if not cfg.linear.seeds:

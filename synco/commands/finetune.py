@@ -24,7 +24,11 @@ def summary_line(r: dict) -> str:
     labelled = f"{shots} images per class" if shots else f"{100 * r['finetune/fraction']:g} % of the labels"
     if r["finetune/loss"] != "ce":
         labelled += f" with CE + {r['finetune/loss']} (lambda {r['finetune/contrastive_weight']})"
-    return (f"fine-tuned on {labelled} ({r['finetune/labelled_images']} images, {r['finetune/subset_file']}), "
+    line = (f"fine-tuned on {labelled} ({r['finetune/labelled_images']} images, {r['finetune/subset_file']}), "
             f"{r['finetune/epochs']} epochs, seeds {r['finetune/seeds']}: "
             f"top-1 {r['finetune/top1_mean']:.2f} +- {r['finetune/top1_std']:.2f} %, "
             f"top-5 {r['finetune/top5_mean']:.2f} +- {r['finetune/top5_std']:.2f} %")
+    if r.get("finetune/validation_images"):
+        line += (f" at the best of {r['finetune/validation_images']} validation images' epochs (validation top-1 "
+                 f"{r['finetune/val_top1_mean']:.2f} +- {r['finetune/val_top1_std']:.2f} %)")
+    return line

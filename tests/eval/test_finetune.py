@@ -68,7 +68,7 @@ def test_shot_subset_takes_k_per_class_and_names_the_class_too_small():
 
 
 @pytest.mark.parametrize("loss, weighting", [("ce", "anchor"), ("supcon", "anchor"), ("schane", "anchor"),
-                                             ("schane", "positive")])
+                                             ("schane", "positive"), ("simclr", "anchor")])
 def test_training_loss_is_lambda_mix_of_ce_and_the_contrastive_term(loss, weighting):
     import math
     from types import SimpleNamespace
@@ -84,7 +84,13 @@ def test_training_loss_is_lambda_mix_of_ce_and_the_contrastive_term(loss, weight
     ft = SimpleNamespace(loss=loss, contrastive_weight=0.7, temperature=0.2, weighting=weighting, detach_weights=False)
     ce = sum(-(logits[i, labels[i]] - logits[i].logsumexp(0)).item() for i in range(8)) / 8
     z = torch.nn.functional.normalize(features, dim=1)
-    if loss == "ce":
+    if loss == "simclr":  # rows 0-3 are the first views of 4 images, rows 4-7 their second views
+        from reference import nt_xent_reference
+
+        labels = labels[:4]
+        ce = sum(-(logits[i, labels[i]] - logits[i].logsumexp(0)).item() for i in range(4)) / 4
+        expected = 0.3 * ce + 0.7 * nt_xent_reference(z[:4], z[4:], 0.2)
+    elif loss == "ce":
         expected = ce
     elif loss == "supcon":
         expected = 0.3 * ce + 0.7 * supcon_reference(z.unsqueeze(1), labels, None, 0.2, 0.2)
@@ -162,3 +168,86 @@ def test_the_classifier_can_learn_at_its_own_rate(tmp_path, monkeypatch):
     assert (backbone["base_lr"], head["base_lr"]) == (0.01, 0.1)
     assert head["lr"] == pytest.approx(0.1 * cosine_factor(1, 2)) and backbone["lr"] == pytest.approx(0.01 * cosine_factor(1, 2))
     assert summary["finetune/classifier_lr"] == 0.1
+
+
+def test_the_validation_split_is_held_out_before_the_fine_tuning_subset_is_drawn(tmp_path):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from synco.eval.protocols.finetune import labelled_subset, validation_subset
+
+    labels = torch.arange(10).repeat_interleave(60)  # 600 images, 60 per class
+    train = SimpleNamespace(labels=labels, in_memory=True, __len__=lambda: 600)
+    cfg = OmegaConf.create({"data": {"cache_dir": str(tmp_path / "cache"), "dataset": "toy"},
+                            "finetune": {"subset_file": None, "shots": 50, "fraction": 0.01, "subset_seed": 0,
+                                         "val_images": 100, "val_seed": 0}})
+    held_out = validation_subset(cfg, train)
+    assert torch.bincount(labels[held_out], minlength=10).tolist() == [10] * 10
+    subset, path = labelled_subset(cfg, train, write=False)
+    assert torch.bincount(labels[subset], minlength=10).tolist() == [50] * 10
+    assert not torch.isin(subset, held_out).any()  # 50 of the 50 left per class: every other image
+    assert path.name == "toy_50shot_seed0_val100s0.txt"
+    cfg.finetune.val_images = 5
+    with pytest.raises(ValueError, match="finetune.val_images=5 gives no validation image to some of the 10"):
+        validation_subset(cfg, train)
+    cfg.finetune.val_images = None
+    assert validation_subset(cfg, train) is None
+
+
+@pytest.mark.parametrize("setting, match", [
+    ("finetune.patience=3", "finetune.patience needs a validation split"), ("finetune.val_images=0", "val_images"),
+])
+def test_bad_validation_settings_are_named(setting, match):
+    from synco.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, [setting])
+
+
+def test_early_stopping_tests_the_epoch_with_the_best_validation_score(tmp_path, monkeypatch):
+    """finetune.val_images: the test split scores the weights of the best validation epoch; patience stops early."""
+    from tiny_runs import tiny
+
+    from synco.eval.protocols import finetune as protocol
+    from synco.pipelines.pretrain import pretrain
+
+    pretrain(tiny(tmp_path / "run", "train.epochs=0"))
+    scores = iter([50.0, 60.0, 55.0, 60.0, 40.0, 70.0])  # validation top-1 of epochs 1-6
+    evaluated = []
+
+    def fake_evaluate(fabric, classifier, data, mean, std, cfg):
+        validation = not evaluated or data is evaluated[0][0]  # the first call scores the validation split
+        evaluated.append((data, classifier.head.weight.detach().clone()))
+        return {"top1": next(scores) if validation else -1.0, "top5": 0.0}
+
+    monkeypatch.setattr(protocol, "_evaluate", fake_evaluate)
+    common = ["finetune.shots=2", "finetune.epochs=6", "finetune.batch_size=20", "finetune.seeds=[0]",
+              "finetune.val_images=100"]
+    summary = protocol.run_finetune(tmp_path / "run", overrides=[*common, f"finetune.out_dir={tmp_path / 'a'}"])
+    (record,) = [r for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if "seed" in r]
+    assert record["finetune/val_curve"] == [50.0, 60.0, 55.0, 60.0, 40.0, 70.0] and record["finetune/best_epoch"] == 6
+    assert summary["finetune/validation_images"] == 100 == len(evaluated[0][0])
+    assert summary["finetune/labelled_images"] == 20
+    assert torch.equal(evaluated[-1][1], evaluated[-2][1])  # the test saw the last (best) epoch's weights
+
+    scores, evaluated[:] = iter([50.0, 60.0, 55.0, 60.0, 40.0, 70.0]), []
+    protocol.run_finetune(tmp_path / "run", overrides=[*common, "finetune.patience=3", f"finetune.out_dir={tmp_path / 'b'}"])
+    (record,) = [r for r in read_metrics(tmp_path / "b" / "metrics.jsonl") if "seed" in r]
+    assert record["finetune/val_curve"] == [50.0, 60.0, 55.0, 60.0, 40.0]  # 3 epochs after epoch 2 without a better one
+    assert record["finetune/best_epoch"] == 2 and record["finetune/val_top1"] == 60.0
+    assert torch.equal(evaluated[-1][1], evaluated[1][1])  # the test saw epoch 2's weights, not epoch 5's
+    assert not torch.equal(evaluated[-1][1], evaluated[-2][1])
+
+
+def test_simclr_fine_tuning_feeds_two_views_of_each_image(tmp_path):
+    from tiny_runs import tiny
+
+    from synco.eval.protocols.finetune import run_finetune
+    from synco.pipelines.pretrain import pretrain
+
+    pretrain(tiny(tmp_path / "run", "train.epochs=0"))
+    summary = run_finetune(tmp_path / "run", overrides=["finetune.shots=2", "finetune.epochs=1", "finetune.batch_size=20",
+                                                        "finetune.seeds=[0]", "finetune.loss=simclr"])
+    assert summary["finetune/loss"] == "simclr" and summary["finetune/contrastive_weight"] == 0.9
+    assert 0 <= summary["finetune/top1_mean"] <= 100

@@ -9,9 +9,16 @@ Results per seed and mean +- std go to ``RUN_DIR/finetune_<percent>pct/metrics.j
 
 ``finetune.shots=k`` fine-tunes on k images per class instead (k-shot, also written to a file).
 ``finetune.loss`` chooses the objective: ``ce`` (cross-entropy), or ``(1 - lambda) CE + lambda L`` with L
-SupCon (``supcon``, the ablation without hard-negative weights) or SCHaNe's weighted hard negatives
-(``schane``, Long et al. 2023), on the L2-normalised backbone features of the batch (gathered over ranks,
-so the negatives are the global batch's); lambda is ``finetune.contrastive_weight`` (0.9).
+SupCon (``supcon``, the ablation without hard-negative weights), SCHaNe's weighted hard negatives
+(``schane``, Long et al. 2023) or, as a label-free control, SimCLR's NT-Xent between two views of every
+image (``simclr``; CE then reads the first view), on the L2-normalised backbone features of the batch
+(gathered over ranks, so the negatives are the global batch's); lambda is ``finetune.contrastive_weight``.
+
+``finetune.val_images=V`` holds V labelled training images out (V / classes per class, drawn with
+``finetune.val_seed``) before the fine-tuning subset is drawn from the rest, scores the model on them after
+every epoch, and reports the test top-1 of the epoch with the best validation top-1 (ties: the earlier
+epoch); ``finetune.patience`` stops a seed after that many epochs without a better validation score. The
+test split is read once per seed, after training.
 
 Several processes (``trainer.devices``, torchrun, SLURM): DDP over the encoder and classifier, each
 rank reading every W-th image of each epoch's permutation of the subset (the global batch is
@@ -41,27 +48,50 @@ from synco.engine.metrics import MetricsWriter
 from synco.errors import ensure_writable_dir
 from synco.eval.evaluate import sharded_features, sync_batchnorm_statistics
 from synco.eval.linear import cosine_factor, mean_and_std, topk_accuracy
-from synco.functional import schane_loss, supcon_loss
+from synco.functional import nt_xent_loss_local, schane_loss, supcon_loss
 from synco.runs import frozen_encoder, load_run, run_identity, run_normalisation
 
 log = logging.getLogger(__name__)
 
 
+def validation_subset(cfg, train) -> torch.Tensor | None:
+    """Indices of the held-out validation images (``finetune.val_images`` / classes per class, drawn with
+    ``finetune.val_seed``), or None without ``finetune.val_images``.
+
+    Raises:
+        ValueError: fewer validation images than classes, or more per class than the smallest class holds.
+    """
+    ft = cfg.finetune
+    if ft.val_images is None:
+        return None
+    classes = int(torch.unique(train.labels).numel())
+    if ft.val_images < classes:
+        raise ValueError(f"finetune.val_images={ft.val_images} gives no validation image to some of the {classes} "
+                         "classes: use at least one per class")
+    return shot_subset(train.labels, ft.val_images // classes, ft.val_seed)
+
+
 def labelled_subset(cfg, train, write: bool = True) -> tuple[torch.Tensor, Path]:
     """Indices of the fine-tuning subset and the file that lists it (written on first use if ``write``;
-    the draw is deterministic, so ranks that do not write get the same indices)."""
+    the draw is deterministic, so ranks that do not write get the same indices). With a validation split the
+    subset is drawn from the images it leaves."""
     ft = cfg.finetune
     if ft.subset_file:
         return read_subset(ft.subset_file, train), Path(ft.subset_file)
     # Beside the cache: data/subsets for data.cache_dir=data/cache (earlier runs), else CACHE/subsets.
     folder = Path(cfg.data.cache_dir).parent if cfg.data.cache_dir else resolve_cache_dir(None)
-    path = folder / "subsets" / f"{cfg.data.dataset}_{subset_tag(ft)}_seed{ft.subset_seed}.txt"
+    held_out = validation_subset(cfg, train)
+    tag = f"{subset_tag(ft)}_seed{ft.subset_seed}" + (f"_val{ft.val_images}s{ft.val_seed}" if ft.val_images else "")
+    path = folder / "subsets" / f"{cfg.data.dataset}_{tag}.txt"
     if path.exists():
         return read_subset(path, train), path
+    pool = torch.arange(len(train.labels))  # (N,) candidates: every image but the validation ones
+    if held_out is not None:
+        pool = pool[~torch.isin(pool, held_out)]
     if ft.shots:
-        indices = shot_subset(train.labels, ft.shots, ft.subset_seed)
+        indices = pool[shot_subset(train.labels[pool], ft.shots, ft.subset_seed)]
     else:
-        indices = balanced_subset(train.labels, ft.fraction, ft.subset_seed)
+        indices = pool[balanced_subset(train.labels[pool], ft.fraction, ft.subset_seed)]
     if write:
         names = sample_names(train)
         write_subset(path, [names[i] for i in indices.tolist()])
@@ -89,7 +119,21 @@ class Classifier(nn.Module):
 
 
 def training_loss(features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, ft) -> torch.Tensor:
-    """``ce``, or ``(1 - lambda) CE + lambda L_contrastive`` over the global batch's normalised features."""
+    """``ce``, or ``(1 - lambda) CE + lambda L_contrastive`` over the global batch's normalised features.
+
+    Args:
+        features: (B, F) backbone features; for ``simclr`` (2B, F), the first view's B rows then the second's.
+        logits: (B, classes); for ``simclr`` (2B, classes), of which CE reads the first view's B rows.
+        labels: (B,) this process's labels.
+    """
+    if ft.loss == "simclr":
+        b = labels.shape[0]
+        ce = F.cross_entropy(logits[:b].float(), labels)
+        z = F.normalize(features.float(), dim=1)
+        z1, z2 = z[:b], z[b:]  # (B, F) each
+        all_z1, all_z2 = distributed.all_gather_with_grad(z1), distributed.all_gather_with_grad(z2)
+        contrastive = nt_xent_loss_local(z1, z2, all_z1, all_z2, distributed.rank() * b, ft.temperature)
+        return (1 - ft.contrastive_weight) * ce + ft.contrastive_weight * contrastive
     ce = F.cross_entropy(logits.float(), labels)
     if ft.loss == "ce":
         return ce
@@ -103,7 +147,31 @@ def training_loss(features: torch.Tensor, logits: torch.Tensor, labels: torch.Te
     return (1 - ft.contrastive_weight) * ce + ft.contrastive_weight * contrastive
 
 
-def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed) -> dict[str, float]:
+class TwoViews(torch.utils.data.Dataset):
+    """``(stack([view_1, view_2]), label)``: two independent augmentations of each image (``finetune.loss=simclr``)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        first, label = self.dataset[index]
+        second, _ = self.dataset[index]
+        return torch.stack([first, second]), label  # (2, C, H, W)
+
+
+def _evaluate(fabric, classifier, data, mean, std, cfg) -> dict[str, float]:
+    """Top-1/top-5 of ``classifier`` on ``data`` (eval mode, rank 0's batch-norm statistics, sharded)."""
+    classifier.eval()
+    sync_batchnorm_statistics(classifier)  # every rank evaluates with rank 0's running statistics
+    logits = sharded_features(classifier, data, mean, std, cfg.eval.batch_size, fabric.device,
+                              cfg.data.image_size, cfg.data.num_workers)  # (T, classes), all ranks
+    return topk_accuracy(logits, data.labels)
+
+
+def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed, val=None) -> dict:
     ft = cfg.finetune
     world, rank = fabric.world_size, fabric.global_rank
     torch.manual_seed(seed + rank)  # the crops: a different stream on every rank
@@ -132,6 +200,8 @@ def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed) 
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std),
     ])
     dataset = torch.utils.data.Subset(LabelledDataset(train, transform), indices.tolist())
+    if ft.loss == "simclr":
+        dataset = TwoViews(dataset)
     global_batch = min(ft.batch_size, len(indices) // world * world)  # a tiny subset gives one smaller batch
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
     loader = torch.utils.data.DataLoader(
@@ -139,22 +209,35 @@ def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed) 
         drop_last=len(indices) > ft.batch_size, num_workers=cfg.data.num_workers,
         pin_memory=fabric.device.type == "cuda",
     )
+    best, best_epoch, best_state, curve = -1.0, None, None, []
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
         model.train()
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * cosine_factor(epoch, epochs)
         for images, labels in loader:
+            if images.dim() == 5:  # two views (B, 2, C, H, W): the first views, then the second ones
+                images = torch.cat([images[:, 0], images[:, 1]])
             with fabric.autocast():
                 features, logits = model.features_and_logits(images.to(fabric.device))
             loss = training_loss(features, logits, labels.to(fabric.device), ft)
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer.step()
-    sync_batchnorm_statistics(classifier)  # every rank evaluates with rank 0's running statistics
-    logits = sharded_features(classifier, test, mean, std, cfg.eval.batch_size, fabric.device,
-                              cfg.data.image_size, cfg.data.num_workers)  # (T, classes), all ranks
-    return {**topk_accuracy(logits, test.labels), "epochs": epochs, "lr": lr, "classifier_lr": head_lr}
+        if val is not None:
+            score = _evaluate(fabric, classifier, val, mean, std, cfg)["top1"]
+            curve.append(score)
+            if score > best:  # strictly better: ties keep the earlier epoch
+                best, best_epoch, best_state = score, epoch + 1, copy.deepcopy(classifier.state_dict())
+            elif ft.patience is not None and epoch + 1 - best_epoch >= ft.patience:
+                break
+    if best_state is not None:
+        classifier.load_state_dict(best_state)
+    result = {**_evaluate(fabric, classifier, test, mean, std, cfg), "epochs": epochs, "lr": lr,
+              "classifier_lr": head_lr}
+    if val is not None:
+        result.update({"val_top1": best, "best_epoch": best_epoch, "val_curve": curve})
+    return result
 
 
 def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[str] = (), device: str | None = None) -> dict:
@@ -177,6 +260,8 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
     train, test = load_labelled_splits(cfg)
     test = first_images(test, cfg.eval.test_subset, "eval.test_subset", "test")
     indices, subset_path = labelled_subset(cfg, train, write=fabric.is_global_zero)
+    held_out = validation_subset(cfg, train)
+    val = train.select(held_out) if held_out is not None else None
     mean, std = run_normalisation(state, cfg, train)  # what the encoder was pretrained with
     encoder = frozen_encoder(cfg, state, train.channels, "backbone")
     if fabric.is_global_zero:
@@ -185,9 +270,13 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
     metrics = MetricsWriter(out_dir / "metrics.jsonl", enabled=fabric.is_global_zero)
     results = []
     for seed in ft.seeds:
-        result = _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed)
+        result = _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed, val)
         log.info("fine-tuning (%s), seed %d: top-1 %.2f", tag, seed, result["top1"])
-        metrics.write({"seed": seed, "finetune/top1": result["top1"], "finetune/top5": result["top5"]})
+        record = {"seed": seed, "finetune/top1": result["top1"], "finetune/top5": result["top5"]}
+        if val is not None:
+            record.update({"finetune/val_top1": result["val_top1"], "finetune/best_epoch": result["best_epoch"],
+                           "finetune/val_curve": result["val_curve"]})
+        metrics.write(record)
         results.append(result)
     top1, top1_std = mean_and_std([r["top1"] for r in results])
     top5, top5_std = mean_and_std([r["top5"] for r in results])
@@ -201,6 +290,9 @@ def run_finetune(target: str | Path, recipe: str | None = None, overrides: list[
         "finetune/classifier_lr": results[0]["classifier_lr"],
         "finetune/checkpoint_epoch": int(state["epoch"]), **run_identity(cfg, "finetune/"),
         "finetune/processes": fabric.world_size,
+        "finetune/validation_images": None if val is None else len(val),
     }
+    if val is not None:
+        summary["finetune/val_top1_mean"], summary["finetune/val_top1_std"] = mean_and_std([r["val_top1"] for r in results])
     metrics.write(summary)
     return summary
