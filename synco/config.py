@@ -174,9 +174,12 @@ class FinetuneConfig:
     seeds: list[int] = field(default_factory=lambda: [0])  # one fine-tuning per seed; mean +- std reported
     out_dir: Optional[str] = None  # None: RUN_DIR/finetune_<percent>pct (or _<k>shot), _<loss> unless ce
     shots: Optional[int] = None  # k-shot: k labelled images per class instead of finetune.fraction
-    # ce; supcon: (1 - l) CE + l SupCon; schane: (1 - l) CE + l SCHaNe (docs/losses.md); simclr: (1 - l) CE of the
-    # first view + l NT-Xent of two views of every image (a label-free auxiliary term; two passes per image)
+    # ce; supcon: (1 - l) CE + l SupCon; schane: (1 - l) CE + l SCHaNe (docs/losses.md); simclr: (1 - l) CE + l
+    # NT-Xent of two views of every image (a label-free auxiliary term)
     loss: str = "ce"
+    # Augmented views of every image per batch, 1 or 2 (None: 2 for simclr, else 1). With 2, CE reads both and an
+    # image's other view is a positive of supcon/schane (at 1-shot they have no positive otherwise); twice the passes
+    views: Optional[int] = None
     contrastive_weight: float = 0.9  # lambda of supcon/schane/simclr, in [0, 1] (SCHaNe's recommended 0.9)
     temperature: float = 0.1  # t of the contrastive term, on the L2-normalised backbone features
     weighting: str = "anchor"  # schane: hard negatives weighted by similarity to the anchor, or to the positive
@@ -298,6 +301,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"finetune.contrastive_weight={cfg.finetune.contrastive_weight} must lie in [0, 1] "
                           "(the lambda of (1 - lambda) CE + lambda contrastive)")
     at_least(cfg, "finetune.epochs", 0, optional=True)
+    if cfg.finetune.views is not None:
+        choice(cfg, "finetune.views", (1, 2))
+        if cfg.finetune.loss == "simclr" and cfg.finetune.views == 1:
+            raise ConfigError("finetune.loss=simclr needs two views of every image: finetune.views=2 (or unset)")
     at_least(cfg, "finetune.val_images", 1, optional=True)
     at_least(cfg, "finetune.patience", 1, optional=True)
     if cfg.finetune.patience is not None and cfg.finetune.val_images is None:

@@ -82,14 +82,16 @@ def test_training_loss_is_lambda_mix_of_ce_and_the_contrastive_term(loss, weight
     logits = torch.randn(8, 4, generator=g, dtype=torch.float64)
     labels = torch.tensor([0, 1, 2, 0, 1, 3, 0, 2])
     ft = SimpleNamespace(loss=loss, contrastive_weight=0.7, temperature=0.2, weighting=weighting, detach_weights=False)
-    ce = sum(-(logits[i, labels[i]] - logits[i].logsumexp(0)).item() for i in range(8)) / 8
+    def ce_of(row_labels):
+        return sum(-(logits[i, row_labels[i]] - logits[i].logsumexp(0)).item() for i in range(8)) / 8
+
+    ce = ce_of(labels)
     z = torch.nn.functional.normalize(features, dim=1)
     if loss == "simclr":  # rows 0-3 are the first views of 4 images, rows 4-7 their second views
         from reference import nt_xent_reference
 
-        labels = labels[:4]
-        ce = sum(-(logits[i, labels[i]] - logits[i].logsumexp(0)).item() for i in range(4)) / 4
-        expected = 0.3 * ce + 0.7 * nt_xent_reference(z[:4], z[4:], 0.2)
+        labels = labels[:4]  # CE reads both views: row i + 4 has image i's label
+        expected = 0.3 * ce_of(labels.repeat(2)) + 0.7 * nt_xent_reference(z[:4], z[4:], 0.2)
     elif loss == "ce":
         expected = ce
     elif loss == "supcon":
@@ -197,12 +199,35 @@ def test_the_validation_split_is_held_out_before_the_fine_tuning_subset_is_drawn
 
 @pytest.mark.parametrize("setting, match", [
     ("finetune.patience=3", "finetune.patience needs a validation split"), ("finetune.val_images=0", "val_images"),
+    ("finetune.views=3", "finetune.views"), ("finetune.loss=simclr finetune.views=1", "simclr needs two views"),
 ])
 def test_bad_validation_settings_are_named(setting, match):
     from synco.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=match):
-        load_config(None, [setting])
+        load_config(None, setting.split())
+
+
+def test_two_views_make_each_image_s_other_view_a_positive_of_schane_and_supcon():
+    from types import SimpleNamespace
+
+    from reference import schane_reference, supcon_reference
+
+    from synco.eval.protocols.finetune import training_loss
+
+    g = torch.Generator().manual_seed(1)
+    features = torch.randn(8, 5, generator=g, dtype=torch.float64)  # 4 images x 2 views, view-major
+    logits = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 0])
+    z = torch.nn.functional.normalize(features, dim=1)
+    pairs = torch.stack([z[:4], z[4:]], dim=1)  # (4, 2, 5): image i's two views
+    ce = torch.nn.functional.cross_entropy(logits, labels.repeat(2)).item()
+    for loss, reference in (("supcon", supcon_reference(pairs, labels, None, 0.2, 0.2)),
+                            ("schane", schane_reference(pairs.transpose(0, 1).reshape(8, 5), labels.repeat(2), 0.2,
+                                                        "anchor"))):
+        ft = SimpleNamespace(loss=loss, contrastive_weight=0.6, temperature=0.2, weighting="anchor",
+                             detach_weights=False)
+        assert training_loss(features, logits, labels, ft).item() == pytest.approx(0.4 * ce + 0.6 * reference, rel=1e-6)
 
 
 def test_early_stopping_tests_the_epoch_with_the_best_validation_score(tmp_path, monkeypatch):

@@ -11,8 +11,10 @@ Results per seed and mean +- std go to ``RUN_DIR/finetune_<percent>pct/metrics.j
 ``finetune.loss`` chooses the objective: ``ce`` (cross-entropy), or ``(1 - lambda) CE + lambda L`` with L
 SupCon (``supcon``, the ablation without hard-negative weights), SCHaNe's weighted hard negatives
 (``schane``, Long et al. 2023) or, as a label-free control, SimCLR's NT-Xent between two views of every
-image (``simclr``; CE then reads the first view), on the L2-normalised backbone features of the batch
-(gathered over ranks, so the negatives are the global batch's); lambda is ``finetune.contrastive_weight``.
+image (``simclr``), on the L2-normalised backbone features of the batch (gathered over ranks, so the
+negatives are the global batch's); lambda is ``finetune.contrastive_weight``. ``finetune.views=2`` feeds two
+augmented views of every image (SimCLR's default): CE reads both, and an image's other view is a positive of
+SupCon and SCHaNe, which at 1-shot have no positive otherwise.
 
 ``finetune.val_images=V`` holds V labelled training images out (V / classes per class, drawn with
 ``finetune.val_seed``) before the fine-tuning subset is drawn from the rest, scores the model on them after
@@ -118,32 +120,38 @@ class Classifier(nn.Module):
         return features, self.head(features)
 
 
+def views_per_image(ft) -> int:
+    """``finetune.views``, or its default: 2 for ``simclr`` (two views are its positive pair), else 1."""
+    return ft.views if ft.views is not None else (2 if ft.loss == "simclr" else 1)
+
+
 def training_loss(features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, ft) -> torch.Tensor:
     """``ce``, or ``(1 - lambda) CE + lambda L_contrastive`` over the global batch's normalised features.
 
+    With V views per image, CE averages over every view's logits, the other views of an image are its positives
+    for SupCon and SCHaNe, and SimCLR's NT-Xent pairs view 1 with view 2.
+
     Args:
-        features: (B, F) backbone features; for ``simclr`` (2B, F), the first view's B rows then the second's.
-        logits: (B, classes); for ``simclr`` (2B, classes), of which CE reads the first view's B rows.
+        features: (V B, F) backbone features, the B first views, then the B second ones (V = 1 or 2).
+        logits: (V B, classes), in the same order.
         labels: (B,) this process's labels.
     """
-    if ft.loss == "simclr":
-        b = labels.shape[0]
-        ce = F.cross_entropy(logits[:b].float(), labels)
-        z = F.normalize(features.float(), dim=1)
-        z1, z2 = z[:b], z[b:]  # (B, F) each
-        all_z1, all_z2 = distributed.all_gather_with_grad(z1), distributed.all_gather_with_grad(z2)
-        contrastive = nt_xent_loss_local(z1, z2, all_z1, all_z2, distributed.rank() * b, ft.temperature)
-        return (1 - ft.contrastive_weight) * ce + ft.contrastive_weight * contrastive
-    ce = F.cross_entropy(logits.float(), labels)
+    b = labels.shape[0]
+    views = features.shape[0] // b
+    ce = F.cross_entropy(logits.float(), labels.repeat(views))
     if ft.loss == "ce":
         return ce
-    z = distributed.all_gather_with_grad(F.normalize(features.float(), dim=1))  # (B, F), every rank
-    all_labels = distributed.all_gather_cat(labels)
-    if ft.loss == "supcon":
-        contrastive = supcon_loss(z.unsqueeze(1), all_labels, temperature=ft.temperature,
-                                  base_temperature=ft.temperature)
+    z = F.normalize(features.float(), dim=1).view(views, b, -1).transpose(0, 1)  # (B, V, F)
+    all_z = distributed.all_gather_with_grad(z.contiguous())  # (global B, V, F), every rank
+    if ft.loss == "simclr":
+        contrastive = nt_xent_loss_local(z[:, 0], z[:, 1], all_z[:, 0], all_z[:, 1], distributed.rank() * b,
+                                         ft.temperature)
     else:
-        contrastive = schane_loss(z, all_labels, ft.temperature, ft.weighting, ft.detach_weights)
+        all_labels = distributed.all_gather_cat(labels)
+        if ft.loss == "supcon":
+            contrastive = supcon_loss(all_z, all_labels, temperature=ft.temperature, base_temperature=ft.temperature)
+        else:
+            contrastive = schane_loss(all_z, all_labels, ft.temperature, ft.weighting, ft.detach_weights)
     return (1 - ft.contrastive_weight) * ce + ft.contrastive_weight * contrastive
 
 
@@ -200,7 +208,7 @@ def _finetune_once(fabric, encoder, train, indices, test, mean, std, cfg, seed, 
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std),
     ])
     dataset = torch.utils.data.Subset(LabelledDataset(train, transform), indices.tolist())
-    if ft.loss == "simclr":
+    if views_per_image(ft) == 2:
         dataset = TwoViews(dataset)
     global_batch = min(ft.batch_size, len(indices) // world * world)  # a tiny subset gives one smaller batch
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
