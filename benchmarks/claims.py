@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/claims.py synco            # SynCo vs MoCo-v2 vs MoCHI, 30 epochs, 3 seeds
     .venv/bin/python benchmarks/claims.py simclr_synthesis # SimCLR + synthetic negatives vs SimCLR
     .venv/bin/python benchmarks/claims.py synco_stop       # SynCo with synthesis stopped at epoch 10 vs not
+    .venv/bin/python benchmarks/claims.py hscl             # H-SCL(beta), H-SCL(tau) vs SCL; HCL vs SimCLR
     .venv/bin/python benchmarks/claims.py synco --report   # only regenerate the report from finished cells
     .venv/bin/python benchmarks/claims.py synco --commit   # git-commit the claim's folder after every cell
 
@@ -82,6 +83,15 @@ CLAIMS = {
         arms=[Arm("synco_stop10", "cifar10/synco", ["method.negatives.stop_epoch=10"]),
               Arm("synco", "cifar10/synco", runs="reports/claims/synco_cifar10")],
         comparisons=[("synco_stop10", "synco")],
+        pretrain=THIRTY_EPOCHS,
+    ),
+    "hscl": Claim(
+        name="H-SCL(beta) and H-SCL(tau) vs SCL, HCL vs SimCLR (CIFAR-10, small CNN, 30 epochs)",
+        folder="reports/claims/hscl_cifar10",
+        arms=[Arm("scl", "cifar10/scl"), Arm("hscl", "cifar10/hscl"), Arm("hscl_tau", "cifar10/hscl_tau"),
+              Arm("hcl", "cifar10/hcl"),
+              Arm("simclr", "cifar10/simclr", runs="reports/claims/simclr_synthesis_cifar10")],
+        comparisons=[("hscl", "scl"), ("hscl_tau", "scl"), ("hcl", "simclr")],
         pretrain=THIRTY_EPOCHS,
     ),
 }
