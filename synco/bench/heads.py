@@ -3,7 +3,10 @@
 Head = what ``MoCo.loss`` does plus its backward: queue logits ``q @ queue.T`` (B, K), for MoCHI and
 SynCo the top-N selection and the synthetic logits (B, S), the InfoNCE loss, and the backward into
 the query. The encoders are left out (identity), so the figures isolate the cost of the negatives.
-Every method runs the same ``MoCo.loss`` code; only the negative generator differs.
+Every method runs the same ``MoCo.loss`` code; only the negative generator differs. One more row, "official
+MoCo (code form)", is the official MoCo builder's head as its code computes it (the queue stored (D, K) and
+cloned, ``einsum`` logits, ``cat``, division by t, cross-entropy), so this project's plain head can be compared
+with it in the same process.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class HeadSetting:
     compile: bool = False  # also each head with ``Method.compile_parts`` (torch.compile), side by side
 
 
+OFFICIAL = "official MoCo (code form)"
+
+
 def _negatives(setting: HeadSetting) -> dict[str, SyntheticNegatives | None]:
     synco = dict(zip(COUNT_KEYS, setting.counts))
     return {
@@ -50,8 +56,32 @@ def _negatives(setting: HeadSetting) -> dict[str, SyntheticNegatives | None]:
     }
 
 
+def official_moco_head(query0: torch.Tensor, key: torch.Tensor, queue: torch.Tensor, temperature: float):
+    """One forward + backward of the official MoCo builder's head in its code form.
+
+    Args:
+        query0: (B, D) unit queries (cloned with gradient at every call).
+        key: (B, D) unit keys.
+        queue: (D, K) unit keys, the official buffer's layout.
+    """
+
+    def head():
+        query = query0.clone().requires_grad_(True)
+        positive = torch.einsum("nc,nc->n", query, key).unsqueeze(-1)  # (B, 1)
+        negative = torch.einsum("nc,ck->nk", query, queue.clone().detach())  # (B, K)
+        logits = torch.cat([positive, negative], dim=1)  # (B, 1 + K)
+        logits /= temperature
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        return loss.detach(), query.grad  # for the tests; the benchmark ignores them
+
+    return head
+
+
 def _head_functions(setting: HeadSetting) -> tuple[dict, dict]:
-    """({head name: a function running one forward + backward}, {head name: its MoCo method})."""
+    """({head name: a function running one forward + backward}, {head name: its MoCo method, None for the
+    official code form})."""
     device, dtype = torch.device(setting.device), getattr(torch, setting.dtype)
     g = torch.Generator().manual_seed(0)
     query0 = F.normalize(torch.randn(setting.batch, setting.dim, generator=g), dim=1).to(device, dtype)
@@ -77,6 +107,9 @@ def _head_functions(setting: HeadSetting) -> tuple[dict, dict]:
             method.loss(query, key, None, True, synthesis).loss.backward()
 
         fns[name], methods[name] = head, method
+        if name == "MoCo-v2":  # the official code form beside it, on the same queue (stored (D, K))
+            fns[OFFICIAL] = official_moco_head(query0, key, method.queue.keys.T.contiguous(), setting.temperature)
+            methods[OFFICIAL] = None
     return fns, methods
 
 
@@ -94,7 +127,7 @@ def run_heads(setting: HeadSetting) -> list[dict]:
     compiled_ratios = median_ratios(times, "MoCo-v2, compiled") if setting.compile else {}
     rows = []
     for name, fn in fns.items():
-        negatives = methods[name].negatives
+        negatives = methods[name].negatives if methods[name] is not None else None
         eager = name.removesuffix(", compiled")
         rows.append({
             "head": name,

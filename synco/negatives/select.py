@@ -50,8 +50,8 @@ def select_hardest(queue_logits: torch.Tensor, num_hard: int) -> torch.Tensor:
     therefore reproducible whatever kernel computed the selection. Among exactly equal logits the
     order (and, at the N-th value, the membership) is unspecified, as with ``torch.topk``.
 
-    For a long queue (K >= 64 N) a full ``topk`` over K is the most expensive part of SynCo's head
-    on a CPU: it copies every row into (value, index) pairs. Instead a threshold is estimated from a
+    For a long queue (K >= 64 N) on a CPU a full ``topk`` over K is the most expensive part of SynCo's
+    head: it copies every row into (value, index) pairs. Instead a threshold is estimated from a
     strided subsample, the few logits above it (about 1.5 N of K) are compacted, and ``topk`` runs on
     those. The result is exact: every row keeps all its logits >= the threshold, and a row with fewer
     than N of them (or with far too many) is recomputed with ``topk`` over the whole row.
@@ -65,7 +65,9 @@ def select_hardest(queue_logits: torch.Tensor, num_hard: int) -> torch.Tensor:
     """
     logits = queue_logits.detach()
     batch, size = logits.shape
-    if size < _MIN_QUEUE_PER_HARD * num_hard:
+    # On an accelerator topk is one kernel with no host synchronisation, where the threshold path's nonzero and
+    # counts.max() would each wait for the device: the threshold path is for CPUs only.
+    if size < _MIN_QUEUE_PER_HARD * num_hard or logits.device.type != "cpu":
         return torch.topk(logits, num_hard, dim=1, sorted=True).indices  # (B, N)
     stride = min(32, max(1, num_hard // 32))
     kth = int(-(-_OVERSAMPLE * num_hard // stride))  # ceil(1.5 N / stride)

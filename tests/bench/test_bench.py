@@ -1,5 +1,6 @@
 """The benchmark helpers measure what they claim (no timing assertions: speed lives in the benchmark)."""
 
+import pytest
 import torch
 
 from synco.bench.heads import HeadSetting, run_heads
@@ -28,11 +29,33 @@ def test_median_ms_runs_each_function_and_reports_all():
 def test_heads_benchmark_rows_at_a_tiny_setting():
     rows = run_heads(HeadSetting(batch=32, queue=1024, dim=64, num_hard=16, counts=(8, 8, 8, 4, 4, 4), repeats=1))
     names = [r["head"] for r in rows]
-    assert names[0] == "MoCo-v2" and names[2] == "SynCo" and "vector path" in names[3]
+    assert names[0] == "MoCo-v2" and names[1] == "official MoCo (code form)" and names[3] == "SynCo"
+    assert "vector path" in names[4]
     assert rows[0]["time_ratio"] == 1.0 and rows[0]["memory_ratio"] == 1.0
-    assert [r["synthetic"] for r in rows] == [0, 16, 36, 36]
+    assert [r["synthetic"] for r in rows] == [0, 0, 16, 36, 36]
     # The vector path materialises (B, S, D) synthetic vectors; the dot path does not.
-    assert rows[3]["peak_mib"] > rows[2]["peak_mib"]
+    assert rows[4]["peak_mib"] > rows[3]["peak_mib"]
+
+
+def test_the_official_code_form_computes_the_plain_head_s_loss_and_gradient():
+    import torch.nn.functional as F
+
+    from synco.bench.heads import official_moco_head
+    from synco.losses import InfoNCE
+    from synco.memory import NegativeQueue
+    from synco.methods import Encoder, MoCo
+
+    g = torch.Generator().manual_seed(0)
+    query0 = F.normalize(torch.randn(8, 16, generator=g, dtype=torch.float64), dim=1)
+    key = F.normalize(torch.randn(8, 16, generator=g, dtype=torch.float64), dim=1)
+    method = MoCo(Encoder(torch.nn.Identity(), torch.nn.Identity()), NegativeQueue(64, 16, generator=g),
+                  InfoNCE(0.2)).double()
+    query = query0.clone().requires_grad_(True)
+    ours = method.loss(query, key, None, False).loss
+    ours.backward()
+    loss, grad = official_moco_head(query0, key, method.queue.keys.T.contiguous(), 0.2)()
+    assert loss.item() == pytest.approx(ours.item(), rel=1e-12)
+    assert torch.allclose(grad, query.grad, rtol=1e-10, atol=1e-12)
 
 
 def test_head_profile_attributes_the_selection_to_synco_only():
