@@ -132,7 +132,8 @@ def cell_result(run_dir: Path) -> dict | None:
 
 
 def verdict(better: list[float], worse: list[float]) -> tuple[str, float, float]:
-    """(verdict, difference of means, band = 2 x the larger seed standard deviation) under docs/reproduction.md."""
+    """(verdict, difference of means, band = 2 x the larger seed standard deviation) under docs/reproduction.md;
+    ``better`` is the arm the claim expects ahead. The other claim runners use it too."""
     difference = statistics.mean(better) - statistics.mean(worse)
     band = 2 * max(statistics.stdev(better), statistics.stdev(worse))
     if abs(difference) <= band:
@@ -177,15 +178,20 @@ def report(claim: Claim) -> str:
     return "\n".join(lines) + "\n"
 
 
-def commit(claim: Claim, message: str) -> None:
-    """Commit the claim's folders (metrics, reports; checkpoints are ignored); a failure is reported, not fatal."""
-    folders = sorted({claim.folder, *(a.runs for a in claim.arms if a.runs)})
+def commit_folders(folders: list[str], message: str) -> None:
+    """Commit these folders only (metrics, reports; checkpoints are ignored); a failure is reported, not fatal.
+    The other claim runners (continual_claim.py, schane_claim.py) use it too."""
     done = subprocess.run(["git", "add", *folders], cwd=ROOT, capture_output=True, text=True)
     if done.returncode == 0:
         done = subprocess.run(["git", "commit", "-q", "-m", message, "--", *folders], cwd=ROOT,
                               capture_output=True, text=True)
     if done.returncode != 0 and "nothing to commit" not in done.stdout + done.stderr:
         print(f"claims: commit failed: {(done.stderr or done.stdout).strip()}", file=sys.stderr, flush=True)
+
+
+def commit(claim: Claim, message: str) -> None:
+    """Commit the claim's folders, and those of the claims whose runs it shares."""
+    commit_folders(sorted({claim.folder, *(a.runs for a in claim.arms if a.runs)}), message)
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from claims import commit_folders, verdict  # the shared rule and commits (benchmarks/claims.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SYNCO_DATA_ROOT", str(ROOT.parent / "shared" / "datasets"))
 RECIPE = "configs/continual/cifar10_5tasks_mocov2plus.yaml"
@@ -81,15 +83,6 @@ def scores(record: dict) -> dict:
     return {"forgetting": record["continual/average_forgetting"], "accuracy": record["continual/average_accuracy"],
             "plasticity": plasticity(record["continual/R_matrix"]),
             "linear_all": record.get("continual/linear_all_classes")}
-
-
-def verdict(better: list[float], worse: list[float]) -> tuple[str, float, float]:
-    """docs/reproduction.md's rule: (verdict, mean difference in the claim's direction, band = 2 x the larger sd)."""
-    difference = statistics.mean(better) - statistics.mean(worse)
-    band = 2 * max(statistics.stdev(better), statistics.stdev(worse))
-    if abs(difference) <= band:
-        return "not shown", difference, band
-    return ("shown" if difference > 0 else "reversed"), difference, band
 
 
 def report(stream: str | None) -> str:
@@ -149,16 +142,6 @@ def report(stream: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def commit(message: str) -> None:
-    """Commit the claim's folder (metrics, reports; checkpoints are ignored); a failure is reported, not fatal."""
-    done = subprocess.run(["git", "add", str(FOLDER)], cwd=ROOT, capture_output=True, text=True)
-    if done.returncode == 0:
-        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", str(FOLDER)], cwd=ROOT,
-                              capture_output=True, text=True)
-    if done.returncode != 0 and "nothing to commit" not in done.stdout + done.stderr:
-        print(f"continual_claim: commit failed: {(done.stderr or done.stdout).strip()}", file=sys.stderr, flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["search", "claim"])
@@ -186,7 +169,7 @@ def main() -> None:
                       flush=True)
                 (FOLDER / "report.md").write_text(report(args.stream))
                 if args.commit:
-                    commit(f"claims continual: {stream} {arm} seed {seed} finished")
+                    commit_folders([str(FOLDER)], f"claims continual: {stream} {arm} seed {seed} finished")
             if args.stage == "search" and scores(final_record(run_dir))["forgetting"] >= args.enough:
                 print(f"continual_claim: {stream} forgets enough at seed 0; run the claim with --stream {stream}",
                       flush=True)

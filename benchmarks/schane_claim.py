@@ -18,10 +18,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from claims import commit_folders, verdict  # the shared rule and commits (benchmarks/claims.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SYNCO_DATA_ROOT", str(ROOT.parent / "shared" / "datasets"))
@@ -112,14 +113,6 @@ def cells() -> list[tuple[str, str, dict, float, int]]:
     return grid + finals
 
 
-def verdict(better: list[float], worse: list[float]) -> tuple[str, float, float]:
-    difference = statistics.mean(better) - statistics.mean(worse)
-    band = 2 * max(statistics.stdev(better), statistics.stdev(worse))
-    if abs(difference) <= band:
-        return "not shown", difference, band
-    return ("shown" if difference > 0 else "reversed"), difference, band
-
-
 def report() -> str:
     lines = ["# CE + SCHaNe against CE when fine-tuning (CIFAR-10, small CNN, the SynCo claim's 30-epoch encoder)",
              "", "Protocol and decision rule: docs/reproduction.md. Command: `.venv/bin/python benchmarks/"
@@ -172,15 +165,6 @@ def report() -> str:
     return "\n".join(lines) + "\n"
 
 
-def commit(message: str) -> None:
-    done = subprocess.run(["git", "add", str(FOLDER)], cwd=ROOT, capture_output=True, text=True)
-    if done.returncode == 0:
-        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", str(FOLDER)], cwd=ROOT,
-                              capture_output=True, text=True)
-    if done.returncode != 0 and "nothing to commit" not in done.stdout + done.stderr:
-        print(f"schane_claim: commit failed: {(done.stderr or done.stdout).strip()}", file=sys.stderr, flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", action="store_true", help="only write the report")
@@ -203,7 +187,7 @@ def main() -> None:
             print(f"schane_claim: {budget} {name} done in {time.time() - started:.0f} s", flush=True)
             (FOLDER / "report.md").write_text(report())
             if args.commit:
-                commit(f"claims schane: {budget} {name} finished")
+                commit_folders([str(FOLDER)], f"claims schane: {budget} {name} finished")
     (FOLDER / "report.md").write_text(report())
     print(report())
 
