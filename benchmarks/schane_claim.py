@@ -75,14 +75,14 @@ def summary(run_dir: Path) -> dict | None:
     return {**seeds[0], **done[0]} if done and seeds else None
 
 
-def run(budget: str, arm: str, setting: dict, lr: float, seed: int) -> dict:
+def run(budget: str, arm: str, setting: dict, lr: float, seed: int, encoder: Path = ENCODER) -> dict:
     from synco.eval.protocols.finetune import run_finetune
 
     out = FOLDER / "runs" / budget / cell_name(arm, setting, lr, seed)
     if summary(out) is None:
         if (out / "metrics.jsonl").exists():  # interrupted: the run starts again
             (out / "metrics.jsonl").unlink()
-        run_finetune(ENCODER, overrides=[*overrides(budget, setting, lr, seed), f"finetune.out_dir={out}"])
+        run_finetune(encoder, overrides=[*overrides(budget, setting, lr, seed), f"finetune.out_dir={out}"])
     return summary(out)
 
 
@@ -116,7 +116,8 @@ def cells() -> list[tuple[str, str, dict, float, int]]:
 def report() -> str:
     lines = ["# CE + SCHaNe against CE when fine-tuning (CIFAR-10, small CNN, the SynCo claim's 30-epoch encoder)",
              "", "Protocol and decision rule: docs/reproduction.md. Command: `.venv/bin/python benchmarks/"
-             "schane_claim.py`. Encoder: `reports/claims/synco_cifar10/runs/synco_s0`. Validation: 1,000 held-out "
+             "schane_claim.py`. Encoder: the SynCo claim's seed-0 run unless `--encoder` named another (each run's "
+             "config.yaml records it). Validation: 1,000 held-out "
              "training images; test: the 10,000 test images at the best validation epoch.", "",
              "## Selection on validation (seed 0): validation top-1 %", ""]
     for budget in BUDGETS:
@@ -167,14 +168,18 @@ def report() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoder", type=Path, default=ENCODER,
+                        help="the pretraining run to fine-tune (default: the SynCo claim's seed-0 run)")
     parser.add_argument("--report", action="store_true", help="only write the report")
     parser.add_argument("--commit", action="store_true", help="git-commit the folder after every finished run")
     args = parser.parse_args()
     FOLDER.mkdir(parents=True, exist_ok=True)
     if not args.report:
-        if not (ENCODER / "checkpoints").is_dir():
-            sys.exit(f"schane_claim: the encoder {ENCODER} has no checkpoint on this machine; train it first with "
-                     "`.venv/bin/python benchmarks/claims.py synco` (its first cell)")
+        if not (args.encoder / "checkpoints").is_dir():
+            sys.exit(f"schane_claim: the encoder {args.encoder} has no checkpoint on this machine (checkpoints are "
+                     "not committed); train the same recipe into a new folder and name it: `.venv/bin/synco pretrain "
+                     "cifar10/synco train.epochs=30 trainer.compile=true train.seed=0 run_dir=runs/synco_30ep_s0`, "
+                     "then `--encoder runs/synco_30ep_s0`")
         while True:  # the finals exist only once the grids are done: recompute the list after every run
             todo = [c for c in cells() if summary(FOLDER / "runs" / c[0] / cell_name(c[1], c[2], c[3], c[4])) is None]
             if not todo:
@@ -183,7 +188,7 @@ def main() -> None:
             name = cell_name(arm, setting, lr, seed)
             started = time.time()
             print(f"schane_claim: {budget} {name} ({len(todo)} runs left, finals not yet counted)", flush=True)
-            run(budget, arm, setting, lr, seed)
+            run(budget, arm, setting, lr, seed, args.encoder)
             print(f"schane_claim: {budget} {name} done in {time.time() - started:.0f} s", flush=True)
             (FOLDER / "report.md").write_text(report())
             if args.commit:
