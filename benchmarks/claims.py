@@ -52,6 +52,8 @@ class Claim:
     comparisons: list[tuple[str, str]]  # (expected better, expected worse), as the claim states
     pretrain: list[str]
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # (expected harder, baseline): a proxy task claimed harder (lower last-epoch proxy accuracy, higher loss)
+    harder: list[tuple[str, str]] = field(default_factory=list)
     linear: list[str] = field(default_factory=lambda: ["--recipe", "configs/linear/small.yaml", "linear.seeds=[0]"])
 
     def arm(self, name: str) -> Arm:
@@ -68,6 +70,7 @@ CLAIMS = {
         folder="reports/claims/synco_cifar10",
         arms=[Arm("synco", "cifar10/synco"), Arm("moco_v2", "cifar10/moco_v2"), Arm("mochi", "cifar10/mochi")],
         comparisons=[("synco", "moco_v2"), ("moco_v2", "mochi"), ("synco", "mochi")],
+        harder=[("synco", "moco_v2")],
         pretrain=THIRTY_EPOCHS,
     ),
     "simclr_synthesis": Claim(
@@ -175,6 +178,19 @@ def report(claim: Claim) -> str:
             else:
                 lines.append(f"| {better} > {worse} | {metric} | - | - | pending ({len(a)} and {len(b)} of "
                              f"{len(claim.seeds)} seeds) |")
+    for harder, baseline in claim.harder:
+        a = [r for r in results[harder].values() if r is not None]
+        b = [r for r in results[baseline].values() if r is not None]
+        if len(a) == len(b) == len(claim.seeds) and all(r["proxy_acc"] is not None for r in a + b):
+            # Harder = lower proxy accuracy and higher loss: the accuracy enters negated.
+            v, d, band = verdict([-r["proxy_acc"] for r in a], [-r["proxy_acc"] for r in b])
+            lines.append(f"| {harder}'s proxy task harder than {baseline}'s | proxy accuracy (lower) | {-d:+.3f} | "
+                         f"{band:.3f} | **{v}** |")
+            v, d, band = verdict([r["loss"] for r in a], [r["loss"] for r in b])
+            lines.append(f"| {harder}'s proxy task harder than {baseline}'s | loss (higher) | {d:+.3f} | {band:.3f} | "
+                         f"**{v}** |")
+        else:
+            lines.append(f"| {harder}'s proxy task harder than {baseline}'s | proxy accuracy, loss | - | - | pending |")
     return "\n".join(lines) + "\n"
 
 
