@@ -109,7 +109,12 @@ def finished(run_dir: Path) -> bool:
 
 
 def synco(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "synco.cli", *args], check=True, cwd=ROOT)
+    """``synco ARGS`` in a child process; a child that stops (a stop signal, an error it has named) ends the runner
+    with one line and the child's exit code, never a traceback. The other claim runners use it too."""
+    done = subprocess.run([sys.executable, "-m", "synco.cli", *args], cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"claims: `synco {args[0]}` stopped with exit code {done.returncode}; run the same command again "
+                 "to continue from the last checkpoint")
 
 
 def run_cell(claim: Claim, arm: Arm, seed: int) -> Path:

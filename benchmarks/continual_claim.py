@@ -20,12 +20,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from claims import commit_folders, verdict  # the shared rule and commits (benchmarks/claims.py)
+from claims import commit_folders, synco, verdict  # shared with benchmarks/claims.py
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SYNCO_DATA_ROOT", str(ROOT.parent / "shared" / "datasets"))
@@ -68,9 +66,8 @@ def final_record(run_dir: Path) -> dict | None:
 def run(stream: str, arm: str, seed: int) -> Path:
     run_dir = FOLDER / "runs" / stream / f"{arm}_s{seed}"
     if final_record(run_dir) is None:
-        subprocess.run([sys.executable, "-m", "synco.cli", "continual", RECIPE, *STREAMS[stream], *ARMS[arm],
-                        *COMMON, f"train.seed={seed}", f"run_dir={run_dir}",
-                        *(["--resume"] if run_dir.exists() else [])], check=True, cwd=ROOT)
+        synco("continual", RECIPE, *STREAMS[stream], *ARMS[arm], *COMMON, f"train.seed={seed}", f"run_dir={run_dir}",
+              *(["--resume"] if run_dir.exists() else []))
     return run_dir
 
 

@@ -156,7 +156,8 @@ def training_loss(features: torch.Tensor, logits: torch.Tensor, labels: torch.Te
 
 
 class TwoViews(torch.utils.data.Dataset):
-    """``(stack([view_1, view_2]), label)``: two independent augmentations of each image (``finetune.loss=simclr``)."""
+    """``(stack([view_1, view_2]), label)``: two independent augmentations of each image (``finetune.views=2``,
+    the default of ``finetune.loss=simclr``)."""
 
     def __init__(self, dataset) -> None:
         self.dataset = dataset
