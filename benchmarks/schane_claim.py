@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/schane_claim.py --report     # only the report, from the finished runs
     .venv/bin/python benchmarks/schane_claim.py --commit     # git-commit the folder after every finished run
 
-One encoder (ENCODER, the SynCo claim's 30-epoch seed-0 run) is fine-tuned at four label budgets. Per budget and
+One encoder (ENCODER, the SynCo claim's 30-epoch seed-0 run) is fine-tuned at four label budgets. Checkpoints
+are not committed: where that run has none on this machine, the runner first trains the same cell (recipe, budget,
+seed 0) into ``reports/claims/schane_cifar10/encoder`` (resumable, about 25-30 minutes on 2 cores) and uses it. Per budget and
 arm, the setting with the best validation top-1 on seed 0 is chosen (the learning rate; for SCHaNe also lambda),
 then seeds 1 and 2 run at it (seed s: label subset s, head and crops s). Every run is ``run_finetune`` into
 ``reports/claims/schane_cifar10/runs/<budget>/<cell>`` (its config and metrics, committed); a finished run is
@@ -22,12 +24,14 @@ import sys
 import time
 from pathlib import Path
 
-from claims import commit_folders, verdict  # the shared rule and commits (benchmarks/claims.py)
+from claims import CLAIMS, commit_folders, finished, synco, verdict  # shared with benchmarks/claims.py
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SYNCO_DATA_ROOT", str(ROOT.parent / "shared" / "datasets"))
 ENCODER = ROOT / "reports" / "claims" / "synco_cifar10" / "runs" / "synco_s0"
 FOLDER = ROOT / "reports" / "claims" / "schane_cifar10"
+#: Where the runner trains ENCODER's cell again when ENCODER has no checkpoint on this machine.
+OWN_ENCODER = FOLDER / "encoder"
 LRS = (0.01, 0.03, 0.1, 0.3)
 #: Label budgets: overrides of every run. k-shot and 10 % feed two views of every image (the other view is the
 #: only positive SupCon-style terms have at 1-shot); with all labels one view (two for the SimCLR control).
@@ -75,6 +79,27 @@ def summary(run_dir: Path) -> dict | None:
     return {**seeds[0], **done[0]} if done and seeds else None
 
 
+def encoder_at_hand(encoder: Path, named: bool) -> Path:
+    """The encoder to fine-tune: ``encoder`` when its checkpoint is here; else (the default only) OWN_ENCODER, trained
+    as the SynCo claim's synco cell with seed 0 (or continued from its last checkpoint). A named encoder without a
+    checkpoint ends the runner with one line."""
+    if (encoder / "checkpoints").is_dir():
+        return encoder
+    if named:
+        sys.exit(f"schane_claim: the encoder {encoder} has no checkpoint on this machine (checkpoints are not "
+                 "committed); name a pretraining run that has one, or leave --encoder out to train the default")
+    if finished(OWN_ENCODER) and (OWN_ENCODER / "checkpoints").is_dir():
+        return OWN_ENCODER
+    claim = CLAIMS["synco"]
+    arm = claim.arm("synco")
+    if not (OWN_ENCODER / "checkpoints").is_dir() and (OWN_ENCODER / "metrics.jsonl").exists():
+        (OWN_ENCODER / "metrics.jsonl").unlink()  # trained on another machine: train it again here
+    print(f"schane_claim: {encoder} has no checkpoint here; training the same cell into {OWN_ENCODER}", flush=True)
+    synco("pretrain", arm.recipe, *claim.pretrain, *arm.overrides, "train.seed=0", f"run_dir={OWN_ENCODER}",
+          "--resume", "--quiet")
+    return OWN_ENCODER
+
+
 def run(budget: str, arm: str, setting: dict, lr: float, seed: int, encoder: Path = ENCODER) -> dict:
     from synco.eval.protocols.finetune import run_finetune
 
@@ -116,8 +141,9 @@ def cells() -> list[tuple[str, str, dict, float, int]]:
 def report() -> str:
     lines = ["# CE + SCHaNe against CE when fine-tuning (CIFAR-10, small CNN, the SynCo claim's 30-epoch encoder)",
              "", "Protocol and decision rule: docs/reproduction.md. Command: `.venv/bin/python benchmarks/"
-             "schane_claim.py`. Encoder: the SynCo claim's seed-0 run unless `--encoder` named another (each run's "
-             "config.yaml records it). Validation: 1,000 held-out "
+             "schane_claim.py`. Encoder: the SynCo claim's seed-0 run, or the same cell trained again into `encoder/` "
+             "where that run's checkpoint was not at hand, unless `--encoder` named another (each run's config.yaml "
+             "records it). Validation: 1,000 held-out "
              "training images; test: the 10,000 test images at the best validation epoch.", "",
              "## Selection on validation (seed 0): validation top-1 %", ""]
     for budget in BUDGETS:
@@ -168,18 +194,15 @@ def report() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoder", type=Path, default=ENCODER,
-                        help="the pretraining run to fine-tune (default: the SynCo claim's seed-0 run)")
+    parser.add_argument("--encoder", type=Path, default=None,
+                        help="the pretraining run to fine-tune (default: the SynCo claim's seed-0 run, or the same "
+                             "cell trained into schane_cifar10/encoder where that run has no checkpoint here)")
     parser.add_argument("--report", action="store_true", help="only write the report")
     parser.add_argument("--commit", action="store_true", help="git-commit the folder after every finished run")
     args = parser.parse_args()
     FOLDER.mkdir(parents=True, exist_ok=True)
     if not args.report:
-        if not (args.encoder / "checkpoints").is_dir():
-            sys.exit(f"schane_claim: the encoder {args.encoder} has no checkpoint on this machine (checkpoints are "
-                     "not committed); train the same recipe into a new folder and name it: `.venv/bin/synco pretrain "
-                     "cifar10/synco train.epochs=30 trainer.compile=true train.seed=0 run_dir=runs/synco_30ep_s0`, "
-                     "then `--encoder runs/synco_30ep_s0`")
+        encoder = None  # found or trained once some run is left to do
         while True:  # the finals exist only once the grids are done: recompute the list after every run
             todo = [c for c in cells() if summary(FOLDER / "runs" / c[0] / cell_name(c[1], c[2], c[3], c[4])) is None]
             if not todo:
@@ -188,7 +211,11 @@ def main() -> None:
             name = cell_name(arm, setting, lr, seed)
             started = time.time()
             print(f"schane_claim: {budget} {name} ({len(todo)} runs left, finals not yet counted)", flush=True)
-            run(budget, arm, setting, lr, seed, args.encoder)
+            if encoder is None:
+                encoder = encoder_at_hand(args.encoder or ENCODER, named=args.encoder is not None)
+                if args.commit:
+                    commit_folders([str(FOLDER)], "claims schane: the encoder is at hand")
+            run(budget, arm, setting, lr, seed, encoder)
             print(f"schane_claim: {budget} {name} done in {time.time() - started:.0f} s", flush=True)
             (FOLDER / "report.md").write_text(report())
             if args.commit:
