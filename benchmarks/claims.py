@@ -117,11 +117,16 @@ def synco(*args: str) -> None:
                  "to continue from the last checkpoint")
 
 
+def pretrain_cell(claim: Claim, arm: Arm, seed: int, run_dir: Path) -> None:
+    """Train (or continue) one cell's pretraining run into ``run_dir``; schane_claim.py uses it for its encoder."""
+    synco("pretrain", arm.recipe, *claim.pretrain, *arm.overrides, f"train.seed={seed}", f"run_dir={run_dir}",
+          "--resume", "--quiet")
+
+
 def run_cell(claim: Claim, arm: Arm, seed: int) -> Path:
     run_dir = claim.run_dir(arm, seed)
     if not finished(run_dir):
-        synco("pretrain", arm.recipe, *claim.pretrain, *arm.overrides, f"train.seed={seed}",
-              f"run_dir={run_dir}", "--resume", "--quiet")
+        pretrain_cell(claim, arm, seed, run_dir)
     if not (run_dir / "linear" / "metrics.jsonl").is_file():
         synco("linear", str(run_dir), *claim.linear, "--quiet")
     return run_dir

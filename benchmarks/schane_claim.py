@@ -6,8 +6,8 @@
 
 One encoder (ENCODER, the SynCo claim's 30-epoch seed-0 run) is fine-tuned at four label budgets. Checkpoints
 are not committed: where that run has none on this machine, the runner first trains the same cell (recipe, budget,
-seed 0) into ``reports/claims/schane_cifar10/encoder`` (resumable, about 25-30 minutes on 2 cores) and uses it. Per budget and
-arm, the setting with the best validation top-1 on seed 0 is chosen (the learning rate; for SCHaNe also lambda),
+seed 0) into ``reports/claims/schane_cifar10/encoder`` (resumable, about 25-30 minutes on 2 cores) and uses it.
+Per budget and arm, the setting with the best validation top-1 on seed 0 is chosen (the learning rate; for SCHaNe also lambda),
 then seeds 1 and 2 run at it (seed s: label subset s, head and crops s). Every run is ``run_finetune`` into
 ``reports/claims/schane_cifar10/runs/<budget>/<cell>`` (its config and metrics, committed); a finished run is
 skipped, an interrupted one runs again. The 1,000 validation images (100 per class, ``finetune.val_seed=0``) are
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from claims import CLAIMS, commit_folders, finished, synco, verdict  # shared with benchmarks/claims.py
+from claims import CLAIMS, commit_folders, finished, pretrain_cell, verdict  # shared with benchmarks/claims.py
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SYNCO_DATA_ROOT", str(ROOT.parent / "shared" / "datasets"))
@@ -88,15 +88,14 @@ def encoder_at_hand(encoder: Path, named: bool) -> Path:
     if named:
         sys.exit(f"schane_claim: the encoder {encoder} has no checkpoint on this machine (checkpoints are not "
                  "committed); name a pretraining run that has one, or leave --encoder out to train the default")
-    if finished(OWN_ENCODER) and (OWN_ENCODER / "checkpoints").is_dir():
-        return OWN_ENCODER
-    claim = CLAIMS["synco"]
-    arm = claim.arm("synco")
-    if not (OWN_ENCODER / "checkpoints").is_dir() and (OWN_ENCODER / "metrics.jsonl").exists():
+    if (OWN_ENCODER / "checkpoints").is_dir():
+        if finished(OWN_ENCODER):
+            return OWN_ENCODER
+    elif (OWN_ENCODER / "metrics.jsonl").exists():
         (OWN_ENCODER / "metrics.jsonl").unlink()  # trained on another machine: train it again here
     print(f"schane_claim: {encoder} has no checkpoint here; training the same cell into {OWN_ENCODER}", flush=True)
-    synco("pretrain", arm.recipe, *claim.pretrain, *arm.overrides, "train.seed=0", f"run_dir={OWN_ENCODER}",
-          "--resume", "--quiet")
+    claim = CLAIMS["synco"]
+    pretrain_cell(claim, claim.arm("synco"), 0, OWN_ENCODER)
     return OWN_ENCODER
 
 
