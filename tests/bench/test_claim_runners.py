@@ -116,3 +116,27 @@ def test_a_named_encoder_without_a_checkpoint_stops_with_one_line(tmp_path):
         schane_claim.encoder_at_hand(tmp_path / "run", named=True)
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     assert schane_claim.encoder_at_hand(tmp_path / "run", named=True) == tmp_path / "run"
+
+
+def test_the_default_encoder_is_trained_here_once_and_then_reused(tmp_path, monkeypatch):
+    own = tmp_path / "encoder"
+    monkeypatch.setattr(schane_claim, "OWN_ENCODER", own)
+    calls, stale = [], []
+
+    def fake_pretrain(claim, arm, seed, run_dir):
+        calls.append((claim.folder, arm.name, seed, run_dir))
+        stale.append((run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").is_dir())
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        write_records(run_dir, {"epoch": 30, "finished": True})
+
+    monkeypatch.setattr(schane_claim, "pretrain_cell", fake_pretrain)
+    # metrics.jsonl without a checkpoint: committed from another machine, so it is trained again here.
+    write_records(own, {"epoch": 30, "finished": True})
+    assert schane_claim.encoder_at_hand(tmp_path / "absent", named=False) == own
+    assert calls == [("reports/claims/synco_cifar10", "synco", 0, own)] and stale == [False]
+    assert schane_claim.encoder_at_hand(tmp_path / "absent", named=False) == own
+    assert len(calls) == 1  # finished with its checkpoint: reused
+    # A checkpoint of an unfinished run is continued (the same call, which resumes).
+    write_records(own, {"epoch": 12})
+    schane_claim.encoder_at_hand(tmp_path / "absent", named=False)
+    assert len(calls) == 2
