@@ -12,6 +12,12 @@ fi
 # One interpreter start checks the install and reads the versions (each start imports torch: seconds).
 CHECK='import synco, torch, torchvision, timm, lightning, omegaconf, pytest, hypothesis, mkdocs, mkdocstrings, importlinter, xdist; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
 if ! VERSIONS=$(.venv/bin/python -c "$CHECK" 2>/dev/null); then
+  # PyTorch 2.14.1 from PyPI is a CUDA build on x86_64: about 5.6 GB in .venv. Say so before pip fills the disk.
+  FREE_GB=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
+  if [ "${FREE_GB:-0}" -lt 7 ]; then
+    echo "setup: only ${FREE_GB} GB free on $(df -P . | awk 'NR==2 {print $6}'); installing .venv (PyTorch with its CUDA libraries) needs about 7 GB" >&2
+    exit 1
+  fi
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e ".[test]"
   VERSIONS=$(.venv/bin/python -c "$CHECK")
