@@ -7,8 +7,8 @@
 One encoder (ENCODER, the SynCo claim's 30-epoch seed-0 run) is fine-tuned at four label budgets. Checkpoints
 are not committed: where that run has none on this machine, the runner first trains the same cell (recipe, budget,
 seed 0) into ``reports/claims/schane_cifar10/encoder`` (resumable, about 25-30 minutes on 2 cores) and uses it.
-Per budget and arm, the setting with the best validation top-1 on seed 0 is chosen (the learning rate; for SCHaNe also lambda),
-then seeds 1 and 2 run at it (seed s: label subset s, head and crops s). Every run is ``run_finetune`` into
+Per budget and arm, the setting with the best validation top-1 on seed 0 is chosen (the learning rate; for SCHaNe
+also lambda), then seeds 1 and 2 run at it (seed s: label subset s, head and crops s). Every run is ``run_finetune`` into
 ``reports/claims/schane_cifar10/runs/<budget>/<cell>`` (its config and metrics, committed); a finished run is
 skipped, an interrupted one runs again. The 1,000 validation images (100 per class, ``finetune.val_seed=0``) are
 held out before any subset is drawn, and the test split is read once per run, at the best validation epoch.
