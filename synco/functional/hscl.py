@@ -100,7 +100,11 @@ def hard_negative_log_mean(logits, negative, beta, threshold, detach_weights) ->
 
 
 def supervised_pair_loss(logits, positive, log_negative_term) -> torch.Tensor:
-    """mean over (i, p) with positive[i, p] of -log( e^{s_ip} / (e^{s_ip} + e^{log_negative_term_i}) )."""
-    rows, cols = positive.nonzero(as_tuple=True)
-    s = logits[rows, cols]
-    return (torch.logaddexp(s, log_negative_term[rows]) - s).mean()
+    """mean over (i, p) with positive[i, p] of -log( e^{s_ip} / (e^{s_ip} + e^{log_negative_term_i}) ).
+
+    A masked mean over the whole (R, C) matrix rather than a gather of the positive pairs: the number of pairs
+    depends on the labels, and a tensor of that size would make ``torch.compile`` recompile for every new count.
+    """
+    pair_loss = torch.logaddexp(logits, log_negative_term.unsqueeze(1)) - logits  # (R, C)
+    mask = positive.to(pair_loss.dtype)
+    return (pair_loss * mask).sum() / mask.sum()

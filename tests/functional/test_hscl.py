@@ -88,3 +88,14 @@ def test_synthetic_negatives_join_the_denominator_only(threshold):
     assert torch.equal(empty, hscl_loss(z1, z2, LABELS, threshold=threshold))  # S = 0 is plain H-SCL
     with pytest.raises(ValueError, match=r"synthetic_logits must be \(2B, S\) = \(14, S\)"):
         hscl_loss(z1, z2, LABELS, synthetic_logits=synthetic[:7])
+
+
+@pytest.mark.parametrize("threshold", [None, math.exp(0.2)])
+def test_compiles_as_one_graph_whatever_the_labels(threshold):
+    # The number of positive pairs depends on the labels; no tensor of that size may appear, or torch.compile
+    # breaks the graph there and compiles again for every new count.
+    import torch._dynamo
+
+    z1, z2 = views(dtype=torch.float32)
+    explanation = torch._dynamo.explain(hscl_loss)(z1, z2, LABELS, 0.5, 1.0, threshold)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
