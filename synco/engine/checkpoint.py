@@ -71,6 +71,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+#: What the evaluation protocols read of a checkpoint (``synco.runs.load_run``, ``frozen_encoder``, the recorded epoch).
+EVALUATION_KEYS = ("format", "model", "config", "normalisation", "epoch", "step")
+
+
+def write_weights_only(source: str | Path, target: str | Path) -> Path:
+    """Copy of checkpoint ``source`` holding only ``EVALUATION_KEYS`` (no optimizer, scheduler or RNG states).
+
+    The copy evaluates and fine-tunes exactly like ``source`` but cannot resume training: a smaller file that pins
+    one encoder for experiments spanning machines (each machine would otherwise train its own, slightly
+    different one). Written to ``TARGET.tmp`` and renamed, like every checkpoint.
+
+    Raises:
+        CheckpointError: ``source`` is not a readable SynCo checkpoint.
+    """
+    state = load_checkpoint(source)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    torch.save({k: state[k] for k in EVALUATION_KEYS if k in state}, tmp)
+    os.replace(tmp, target)
+    return target
+
+
 #: The settings that decide a checkpoint's tensors; a difference in them is named in mismatch messages.
 ARCHITECTURE_KEYS = ("method.name", "model.backbone", "model.embedding_dim", "model.mlp", "model.small_stem",
                      "method.queue_size")
