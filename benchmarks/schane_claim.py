@@ -4,12 +4,15 @@
     .venv/bin/python benchmarks/schane_claim.py --report     # only the report, from the finished runs
     .venv/bin/python benchmarks/schane_claim.py --commit     # git-commit the folder after every finished run
 
-One encoder (ENCODER, the SynCo claim's 30-epoch seed-0 run) is fine-tuned at four label budgets. Checkpoints
-are not committed: where that run has none on this machine, the runner first trains the same cell (recipe, budget,
-seed 0) into ``reports/claims/schane_cifar10/encoder`` (resumable, about 25-30 minutes on 2 cores) and uses it.
+One encoder is fine-tuned at four label budgets: the SynCo claim's 30-epoch seed-0 run (ENCODER). Training
+checkpoints are not committed, so the first time, where that run has none on this machine, the runner trains the
+same cell (recipe, budget, seed 0) into ``reports/claims/schane_cifar10/encoder`` (resumable, about 25-30 minutes on
+2 cores). Either way it then pins the encoder: a weights-only copy, ``reports/claims/schane_cifar10/encoder.ckpt``
+(committed, a few MB), which every run fine-tunes, so that runs made on other machines or in later sessions start
+from the same weights.
 Per budget and arm, the setting with the best validation top-1 on seed 0 is chosen (the learning rate; for SCHaNe
-also lambda), then seeds 1 and 2 run at it (seed s: label subset s, head and crops s). Every run is ``run_finetune`` into
-``reports/claims/schane_cifar10/runs/<budget>/<cell>`` (its config and metrics, committed); a finished run is
+also lambda), then seeds 1 and 2 run at it (seed s: label subset s, head and crops s). Every run is ``run_finetune``
+into ``reports/claims/schane_cifar10/runs/<budget>/<cell>`` (its config and metrics, committed); a finished run is
 skipped, an interrupted one runs again. The 1,000 validation images (100 per class, ``finetune.val_seed=0``) are
 held out before any subset is drawn, and the test split is read once per run, at the best validation epoch.
 """
@@ -17,6 +20,7 @@ held out before any subset is drawn, and the test split is read once per run, at
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -32,6 +36,8 @@ ENCODER = ROOT / "reports" / "claims" / "synco_cifar10" / "runs" / "synco_s0"
 FOLDER = ROOT / "reports" / "claims" / "schane_cifar10"
 #: Where the runner trains ENCODER's cell again when ENCODER has no checkpoint on this machine.
 OWN_ENCODER = FOLDER / "encoder"
+#: The weights-only copy of the encoder that every run fine-tunes (committed).
+PINNED_ENCODER = FOLDER / "encoder.ckpt"
 LRS = (0.01, 0.03, 0.1, 0.3)
 #: Label budgets: overrides of every run. k-shot and 10 % feed two views of every image (the other view is the
 #: only positive SupCon-style terms have at 1-shot); with all labels one view (two for the SimCLR control).
@@ -80,23 +86,33 @@ def summary(run_dir: Path) -> dict | None:
 
 
 def encoder_at_hand(encoder: Path, named: bool) -> Path:
-    """The encoder to fine-tune: ``encoder`` when its checkpoint is here; else (the default only) OWN_ENCODER, trained
-    as the SynCo claim's synco cell with seed 0 (or continued from its last checkpoint). A named encoder without a
-    checkpoint ends the runner with one line."""
+    """The encoder to fine-tune: PINNED_ENCODER where it exists (the default only); else ``encoder`` when its
+    checkpoint is here, else (the default only) OWN_ENCODER, trained as the SynCo claim's synco cell with seed 0 (or
+    continued from its last checkpoint); the default is then pinned (``pin``). A named encoder without a checkpoint
+    ends the runner with one line."""
+    if not named and PINNED_ENCODER.is_file():
+        return PINNED_ENCODER
     if (encoder / "checkpoints").is_dir():
-        return encoder
+        return encoder if named else pin(encoder)
     if named:
         sys.exit(f"schane_claim: the encoder {encoder} has no checkpoint on this machine (checkpoints are not "
                  "committed); name a pretraining run that has one, or leave --encoder out to train the default")
     if (OWN_ENCODER / "checkpoints").is_dir():
         if finished(OWN_ENCODER):
-            return OWN_ENCODER
+            return pin(OWN_ENCODER)
     elif (OWN_ENCODER / "metrics.jsonl").exists():
         (OWN_ENCODER / "metrics.jsonl").unlink()  # trained on another machine: train it again here
     print(f"schane_claim: {encoder} has no checkpoint here; training the same cell into {OWN_ENCODER}", flush=True)
     claim = CLAIMS["synco"]
     pretrain_cell(claim, claim.arm("synco"), 0, OWN_ENCODER)
-    return OWN_ENCODER
+    return pin(OWN_ENCODER)
+
+
+def pin(run_dir: Path) -> Path:
+    """PINNED_ENCODER, written from ``run_dir``'s last checkpoint (weights, configuration, normalisation)."""
+    from synco.engine.checkpoint import write_weights_only
+
+    return write_weights_only(run_dir / "checkpoints" / "last.ckpt", PINNED_ENCODER)
 
 
 def run(budget: str, arm: str, setting: dict, lr: float, seed: int, encoder: Path = ENCODER) -> dict:
@@ -137,13 +153,21 @@ def cells() -> list[tuple[str, str, dict, float, int]]:
     return grid + finals
 
 
+def encoder_fingerprint() -> str:
+    """`` (sha256 ...)`` of PINNED_ENCODER's first 16 hex digits, or nothing while it does not exist."""
+    if not PINNED_ENCODER.is_file():
+        return ""
+    return f" (sha256 {hashlib.sha256(PINNED_ENCODER.read_bytes()).hexdigest()[:16]})"
+
+
 def report() -> str:
     lines = ["# CE + SCHaNe against CE when fine-tuning (CIFAR-10, small CNN, the SynCo claim's 30-epoch encoder)",
              "", "Protocol and decision rule: docs/reproduction.md. Command: `.venv/bin/python benchmarks/"
-             "schane_claim.py`. Encoder: the SynCo claim's seed-0 run, or the same cell trained again into `encoder/` "
-             "where that run's checkpoint was not at hand, unless `--encoder` named another (each run's config.yaml "
-             "records it). Validation: 1,000 held-out "
-             "training images; test: the 10,000 test images at the best validation epoch.", "",
+             "schane_claim.py`. Encoder: `encoder.ckpt` (committed), the weights of the SynCo claim's seed-0 run, or "
+             "of the same cell trained again into `encoder/` where that run's checkpoint was not at hand, unless "
+             "`--encoder` named another (each run's config.yaml names the pretraining run as `run_dir`)"
+             + encoder_fingerprint() + ". Validation: 1,000 held-out training images; test: the 10,000 test images "
+             "at the best validation epoch.", "",
              "## Selection on validation (seed 0): validation top-1 %", ""]
     for budget in BUDGETS:
         lrs = BUDGET_LRS.get(budget, LRS)
@@ -194,8 +218,9 @@ def report() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", type=Path, default=None,
-                        help="the pretraining run to fine-tune (default: the SynCo claim's seed-0 run, or the same "
-                             "cell trained into schane_cifar10/encoder where that run has no checkpoint here)")
+                        help="the pretraining run to fine-tune (default: schane_cifar10/encoder.ckpt, pinned from the "
+                             "SynCo claim's seed-0 run, or from the same cell trained into schane_cifar10/encoder "
+                             "where that run has no checkpoint here)")
     parser.add_argument("--report", action="store_true", help="only write the report")
     parser.add_argument("--commit", action="store_true", help="git-commit the folder after every finished run")
     args = parser.parse_args()

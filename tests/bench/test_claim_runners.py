@@ -118,10 +118,12 @@ def test_a_named_encoder_without_a_checkpoint_stops_with_one_line(tmp_path):
     assert schane_claim.encoder_at_hand(tmp_path / "run", named=True) == tmp_path / "run"
 
 
-def test_the_default_encoder_is_trained_here_once_and_then_reused(tmp_path, monkeypatch):
-    own = tmp_path / "encoder"
+def test_the_default_encoder_is_trained_here_once_pinned_and_then_reused(tmp_path, monkeypatch):
+    own, pinned = tmp_path / "encoder", tmp_path / "encoder.ckpt"
     monkeypatch.setattr(schane_claim, "OWN_ENCODER", own)
-    calls, stale = [], []
+    monkeypatch.setattr(schane_claim, "PINNED_ENCODER", pinned)
+    calls, stale, pins = [], [], []
+    monkeypatch.setattr(schane_claim, "pin", lambda run_dir: pins.append(run_dir) or run_dir)
 
     def fake_pretrain(claim, arm, seed, run_dir):
         calls.append((claim.folder, arm.name, seed, run_dir))
@@ -140,3 +142,11 @@ def test_the_default_encoder_is_trained_here_once_and_then_reused(tmp_path, monk
     write_records(own, {"epoch": 12})
     schane_claim.encoder_at_hand(tmp_path / "absent", named=False)
     assert len(calls) == 2
+    assert pins == [own, own, own]  # every encoder that the default found or trained is pinned
+    # Once pinned (committed), the copy is what every later run fine-tunes, here or on another machine.
+    pinned.write_bytes(b"weights")
+    write_records(own, {"epoch": 3})
+    assert schane_claim.encoder_at_hand(tmp_path / "absent", named=False) == pinned
+    assert len(calls) == 2 and len(pins) == 3
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    assert schane_claim.encoder_at_hand(tmp_path / "run", named=True) == tmp_path / "run"  # a named one wins
