@@ -154,10 +154,10 @@ def cells() -> list[tuple[str, str, dict, float, int]]:
 
 
 def encoder_fingerprint() -> str:
-    """`` (sha256 ...)`` of PINNED_ENCODER's first 16 hex digits, or nothing while it does not exist."""
+    """``; encoder.ckpt's sha256 begins ...`` (16 hex digits), or nothing while PINNED_ENCODER does not exist."""
     if not PINNED_ENCODER.is_file():
         return ""
-    return f" (sha256 {hashlib.sha256(PINNED_ENCODER.read_bytes()).hexdigest()[:16]})"
+    return f"; encoder.ckpt's sha256 begins {hashlib.sha256(PINNED_ENCODER.read_bytes()).hexdigest()[:16]}"
 
 
 def report() -> str:
@@ -165,7 +165,7 @@ def report() -> str:
              "", "Protocol and decision rule: docs/reproduction.md. Command: `.venv/bin/python benchmarks/"
              "schane_claim.py`. Encoder: `encoder.ckpt` (committed), the weights of the SynCo claim's seed-0 run, or "
              "of the same cell trained again into `encoder/` where that run's checkpoint was not at hand, unless "
-             "`--encoder` named another (each run's config.yaml names the pretraining run as `run_dir`)"
+             "`--encoder` named another; each run's config.yaml names the pretraining run as `run_dir`"
              + encoder_fingerprint() + ". Validation: 1,000 held-out training images; test: the 10,000 test images "
              "at the best validation epoch.", "",
              "## Selection on validation (seed 0): validation top-1 %", ""]
