@@ -141,16 +141,16 @@ def selected(budget: str, arm: str) -> tuple[dict, float] | None:
 
 
 def cells() -> list[tuple[str, str, dict, float, int]]:
-    """Every run in order: the seed-0 grids of every budget (cheapest first), then seeds 1-2 at the choices
-    (decided once the grids have run, so they come last)."""
-    grid = [(b, a, s, lr, 0) for b in BUDGETS for a in ARMS for s in ARMS[a] for lr in BUDGET_LRS.get(b, LRS)]
-    finals = []
+    """Every run in order, budget by budget (cheapest first): the budget's seed-0 grid, then seeds 1-2 at its
+    choices (known once the budget's grid has run), so a cheap budget's verdict comes before the next budget runs."""
+    out = []
     for budget in BUDGETS:
+        out += [(budget, a, s, lr, 0) for a in ARMS for s in ARMS[a] for lr in BUDGET_LRS.get(budget, LRS)]
         for arm in ARMS:
             choice = selected(budget, arm)
             if choice is not None:
-                finals += [(budget, arm, choice[0], choice[1], seed) for seed in SEEDS[1:]]
-    return grid + finals
+                out += [(budget, arm, choice[0], choice[1], seed) for seed in SEEDS[1:]]
+    return out
 
 
 def encoder_fingerprint() -> str:
@@ -227,7 +227,7 @@ def main() -> None:
     FOLDER.mkdir(parents=True, exist_ok=True)
     if not args.report:
         encoder = None  # found or trained once some run is left to do
-        while True:  # the finals exist only once the grids are done: recompute the list after every run
+        while True:  # a budget's finals exist only once its grid is done: recompute the list after every run
             todo = [c for c in cells() if summary(FOLDER / "runs" / c[0] / cell_name(c[1], c[2], c[3], c[4])) is None]
             if not todo:
                 break

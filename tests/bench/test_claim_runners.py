@@ -103,6 +103,9 @@ def test_schane_selection_takes_the_best_validation_setting_only_once_its_grid_i
     # The finals (seeds 1 and 2) join the run list at the choice.
     finals = [c for c in schane_claim.cells() if c[4] != 0]
     assert finals == [("1shot", "schane", settings[1], lrs[2], 1), ("1shot", "schane", settings[1], lrs[2], 2)]
+    # ... right after their budget's grid, before the next budget's grid.
+    order = schane_claim.cells()
+    assert order.index(finals[-1]) < order.index(next(c for c in order if c[0] == "5shot"))
 
 
 def test_a_schane_cell_gives_the_classifier_ce_s_step():
