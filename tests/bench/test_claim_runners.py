@@ -153,3 +153,11 @@ def test_the_default_encoder_is_trained_here_once_pinned_and_then_reused(tmp_pat
     assert len(calls) == 2 and len(pins) == 3
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     assert schane_claim.encoder_at_hand(tmp_path / "run", named=True) == tmp_path / "run"  # a named one wins
+
+
+def test_most_in_few_shot_needs_every_k_shot_difference_above_every_larger_budget_one():
+    assert schane_claim.most_in_few_shot({"1shot": 1.5, "5shot": 2.6}) is None  # larger budgets not in yet
+    assert schane_claim.most_in_few_shot({"1shot": 1.5, "5shot": 2.6, "10pct": -1.0, "all": 0.2}) is True
+    # One k-shot difference at or below one larger-budget difference: not "most in few-shot".
+    assert schane_claim.most_in_few_shot({"1shot": 1.5, "5shot": 2.6, "10pct": -1.0, "all": 1.5}) is False
+    assert schane_claim.most_in_few_shot({"1shot": -3.0, "5shot": 2.6, "10pct": -1.0, "all": 0.2}) is False
